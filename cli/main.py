@@ -1,0 +1,61 @@
+"""The `bakong` command: parse arguments, call into node/ or the HTTP API, print."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ledger.errors import LedgerError
+
+
+class CliError(click.ClickException):
+    """A user-facing failure: printed as one line `error: <code>: <message>`, exit 1."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"error: {self.code}: {self.message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bakong-sim")
+def cli() -> None:
+    """bakong-sim: a Bakong-style permissioned payment network on your machine.
+
+    Start a local testnet with `bakong testnet init` and `bakong testnet up`, then
+    issue, transfer and inspect the chain. Every command takes --help.
+    """
+
+
+def main() -> None:
+    """Console entry point: never lets a traceback reach the user."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted: interrupted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(f"error: usage: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except CliError as exc:
+        exc.show()
+        sys.exit(1)
+    except click.ClickException as exc:
+        click.echo(f"error: {getattr(exc, 'code', 'failed')}: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code or 1)
+    except LedgerError as exc:
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("error: aborted: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        click.echo(f"error: os_error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

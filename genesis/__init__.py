@@ -1,0 +1,1 @@
+"""genesis package of bakong-sim."""

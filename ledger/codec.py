@@ -1,0 +1,117 @@
+"""Canonical msgpack: one value, one encoding.
+
+Containers encode as fixed-order arrays (never maps), integers in their shortest form,
+strings as UTF-8 str, bytes as bin. Decoding is strict: trailing bytes, floats, maps,
+extension types, oversize input and wrong shapes raise `CodecError` with a stable code.
+The `expect_*` helpers are what every container's `from_obj` uses to check its fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import msgpack
+
+from ledger.errors import CodecError
+
+MAX_DECODE_BYTES = 64 * 1024 * 1024
+
+_packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": False}
+
+
+def pack(obj: Any) -> bytes:
+    """Encode a tree of lists/tuples, ints, str, bytes, bool and None."""
+    return msgpack.packb(obj, **_packer_options)  # type: ignore[no-any-return]
+
+
+def _reject_ext(code: int, data: bytes) -> NoReturn:
+    raise CodecError(f"extension type {code} is not allowed", "wrong_type")
+
+
+def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
+    """Decode one msgpack value that fills `data` exactly."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CodecError("expected bytes", "wrong_type")
+    if len(data) > max_size:
+        raise CodecError(f"input of {len(data)} bytes exceeds {max_size}", "oversize")
+    if len(data) == 0:
+        raise CodecError("empty input", "truncated")
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            ext_hook=_reject_ext,
+            max_buffer_size=max_size,
+        )
+    except msgpack.ExtraData as exc:
+        raise CodecError("trailing bytes after the value", "trailing_bytes") from exc
+    except CodecError:
+        raise
+    except (ValueError, msgpack.UnpackException, TypeError, RecursionError) as exc:
+        code = "truncated" if "incomplete" in str(exc).lower() else "malformed"
+        raise CodecError(f"not valid msgpack: {exc}", code) from exc
+
+
+def fail(message: str, code: str = "wrong_type") -> NoReturn:
+    raise CodecError(message, code)
+
+
+def expect_list(obj: Any, length: int | None = None, what: str = "value") -> list[Any]:
+    if not isinstance(obj, list):
+        fail(f"{what}: expected an array, got {type(obj).__name__}")
+    if length is not None and len(obj) != length:
+        fail(f"{what}: expected {length} fields, got {len(obj)}", "wrong_length")
+    return obj
+
+
+def expect_list_max(obj: Any, max_len: int, what: str = "value") -> list[Any]:
+    items = expect_list(obj, None, what)
+    if len(items) > max_len:
+        fail(f"{what}: more than {max_len} items", "oversize")
+    return items
+
+
+def expect_int(obj: Any, lo: int = 0, hi: int = 2**64 - 1, what: str = "value") -> int:
+    if type(obj) is not int:
+        fail(f"{what}: expected an integer, got {type(obj).__name__}")
+    if not lo <= obj <= hi:
+        fail(f"{what}: {obj} out of range [{lo}, {hi}]", "out_of_range")
+    return obj
+
+
+def expect_bool(obj: Any, what: str = "value") -> bool:
+    if type(obj) is not bool:
+        fail(f"{what}: expected a boolean, got {type(obj).__name__}")
+    return obj
+
+
+def expect_bytes(obj: Any, size: int | None = None, what: str = "value") -> bytes:
+    if not isinstance(obj, bytes):
+        fail(f"{what}: expected bytes, got {type(obj).__name__}")
+    if size is not None and len(obj) != size:
+        fail(f"{what}: expected {size} bytes, got {len(obj)}", "wrong_length")
+    return obj
+
+
+def expect_bytes_max(obj: Any, max_len: int, what: str = "value") -> bytes:
+    value = expect_bytes(obj, None, what)
+    if len(value) > max_len:
+        fail(f"{what}: longer than {max_len} bytes", "oversize")
+    return value
+
+
+def expect_str(obj: Any, max_len: int = 1024, what: str = "value") -> str:
+    if not isinstance(obj, str):
+        fail(f"{what}: expected a string, got {type(obj).__name__}")
+    if len(obj.encode("utf-8", "surrogatepass")) > max_len:
+        fail(f"{what}: longer than {max_len} bytes", "oversize")
+    return obj
+
+
+def expect_version(obj: Any, supported: int, what: str = "value") -> int:
+    version = expect_int(obj, 0, 2**32, what + " version")
+    if version != supported:
+        fail(f"{what}: unknown version {version}", "unknown_version")
+    return version

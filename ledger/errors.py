@@ -1,0 +1,119 @@
+"""One exception base for the ledger; every error carries a stable, machine-readable code."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every ledger error. `code` is stable and part of the public contract."""
+
+    code: str = "ledger_error"
+
+    def __init__(self, message: str = "", code: str | None = None) -> None:
+        super().__init__(message or self.code)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class CodecError(LedgerError):
+    """Bytes that are not a canonical encoding of the expected container."""
+
+    code = "malformed"
+
+
+class InvalidId(LedgerError):
+    code = "invalid_id"
+
+
+class InvalidAmount(LedgerError):
+    code = "invalid_amount"
+
+
+class KeyFileError(LedgerError):
+    code = "bad_key_file"
+
+
+# Stateless transaction checks.
+class BadSignature(LedgerError):
+    code = "bad_signature"
+
+
+class WrongChain(LedgerError):
+    code = "wrong_chain"
+
+
+class MalformedTx(LedgerError):
+    code = "malformed_tx"
+
+
+# Stateful transaction checks (reasons a tx is rejected).
+class UnknownAccount(LedgerError):
+    code = "unknown_account"
+
+
+class AccountExists(LedgerError):
+    code = "account_exists"
+
+
+class AccountFrozen(LedgerError):
+    code = "account_frozen"
+
+
+class BadNonce(LedgerError):
+    code = "bad_nonce"
+
+
+class PermissionDenied(LedgerError):
+    code = "permission_denied"
+
+
+class InsufficientFunds(LedgerError):
+    code = "insufficient_funds"
+
+
+class UnknownAsset(LedgerError):
+    code = "unknown_asset"
+
+
+class UnknownBank(LedgerError):
+    code = "unknown_bank"
+
+
+class BankExists(LedgerError):
+    code = "bank_exists"
+
+
+class Expired(LedgerError):
+    code = "expired"
+
+
+class FutureTx(LedgerError):
+    code = "future_tx"
+
+
+class Overflow(LedgerError):
+    code = "overflow"
+
+
+class InvalidCommand(LedgerError):
+    code = "invalid_command"
+
+
+class ValidatorError(LedgerError):
+    code = "invalid_validator_change"
+
+
+# Store and chain.
+class StoreError(LedgerError):
+    code = "store_error"
+
+
+class GenesisMismatch(StoreError):
+    code = "genesis_mismatch"
+
+
+class BlockError(LedgerError):
+    code = "invalid_block"

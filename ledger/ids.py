@@ -1,0 +1,105 @@
+"""Domain value types: account ids, bank codes, asset codes, heights and amounts.
+
+Amounts are integers of minor units everywhere inside the system; decimal strings exist
+only at the edges and convert exactly through `parse_amount` / `format_amount`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NewType
+
+from ledger.constants import CENTRAL_BANK_CODE, MAX_AMOUNT, OPERATOR_NAME
+from ledger.errors import InvalidAmount, InvalidId
+
+AccountId = NewType("AccountId", str)
+BankCode = NewType("BankCode", str)
+AssetCode = NewType("AssetCode", str)
+Height = NewType("Height", int)
+Amount = int  # integer minor units; never a float
+
+_NAME_RE = re.compile(r"[a-z0-9_]{1,32}")
+_BANK_RE = re.compile(r"[a-z0-9]{2,16}")
+_ASSET_RE = re.compile(r"[A-Z]{3,8}")
+_AMOUNT_RE = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
+def is_bank_code(text: str) -> bool:
+    return isinstance(text, str) and _BANK_RE.fullmatch(text) is not None
+
+
+def is_account_id(text: str) -> bool:
+    if not isinstance(text, str) or text.count("@") != 1:
+        return False
+    name, bank = text.split("@")
+    return _NAME_RE.fullmatch(name) is not None and _BANK_RE.fullmatch(bank) is not None
+
+
+def parse_account_id(text: str) -> AccountId:
+    if not is_account_id(text):
+        raise InvalidId(
+            f"bad account id {text!r}: expected name@bank with name [a-z0-9_]{{1,32}} "
+            "and bank [a-z0-9]{2,16}"
+        )
+    return AccountId(text)
+
+
+def parse_bank_code(text: str) -> BankCode:
+    if not is_bank_code(text):
+        raise InvalidId(f"bad bank code {text!r}: expected [a-z0-9]{{2,16}}")
+    return BankCode(text)
+
+
+def parse_asset_code(text: str) -> AssetCode:
+    if not isinstance(text, str) or _ASSET_RE.fullmatch(text) is None:
+        raise InvalidId(f"bad asset code {text!r}: expected 3-8 capital letters")
+    return AssetCode(text)
+
+
+def account_name(account: str) -> str:
+    return account.split("@", 1)[0]
+
+
+def bank_of(account: str) -> BankCode:
+    return BankCode(account.rsplit("@", 1)[1])
+
+
+def operator_of(bank: str) -> AccountId:
+    """The operator (settlement) account of a bank: admin@<code>."""
+    return AccountId(f"{OPERATOR_NAME}@{bank}")
+
+
+def central_bank_operator() -> AccountId:
+    return operator_of(CENTRAL_BANK_CODE)
+
+
+def is_operator(account: str) -> bool:
+    return account_name(account) == OPERATOR_NAME
+
+
+def parse_amount(text: str, decimals: int) -> Amount:
+    """Exact decimal string -> minor units. Rejects negatives, junk, excess decimals, overflow."""
+    if not isinstance(text, str) or _AMOUNT_RE.fullmatch(text) is None:
+        raise InvalidAmount(f"bad amount {text!r}: expected a non-negative decimal like 12.50")
+    whole, frac = _AMOUNT_RE.fullmatch(text).groups()  # type: ignore[union-attr]
+    frac = frac or ""
+    if len(frac) > decimals:
+        raise InvalidAmount(
+            f"bad amount {text!r}: at most {decimals} decimal place(s) for this asset"
+        )
+    if len(whole) > 20:
+        raise InvalidAmount(f"bad amount {text!r}: too large", "amount_overflow")
+    value = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    if value > MAX_AMOUNT:
+        raise InvalidAmount(f"bad amount {text!r}: exceeds the maximum", "amount_overflow")
+    return value
+
+
+def format_amount(value: Amount, decimals: int) -> str:
+    """Minor units -> exact decimal string with exactly `decimals` places ("12.50", "100")."""
+    if type(value) is not int or value < 0:
+        raise InvalidAmount(f"bad amount {value!r}: expected a non-negative integer")
+    if decimals == 0:
+        return str(value)
+    whole, frac = divmod(value, 10**decimals)
+    return f"{whole}.{frac:0{decimals}d}"

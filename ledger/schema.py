@@ -1,0 +1,124 @@
+"""Every database key in one place.
+
+State keys (prefix `s`) are what the state hash covers; chain keys (prefix `c`) hold
+blocks, commits and indexes. Heights and positions are 8-byte / 4-byte big-endian so that
+key order is numeric order.
+"""
+
+from __future__ import annotations
+
+import struct
+
+STATE_PREFIX = b"s"
+CHAIN_PREFIX = b"c"
+
+ACCOUNT_PREFIX = b"s/a/"
+BALANCE_PREFIX = b"s/b/"
+BANK_PREFIX = b"s/k/"
+ASSET_PREFIX = b"s/t/"
+SUPPLY_PREFIX = b"s/u/"
+ROLE_PREFIX = b"s/r/"
+VALIDATORS_KEY = b"s/v"
+PENDING_VALIDATORS_PREFIX = b"s/pv/"
+CHAIN_PARAMS_KEY = b"s/p"
+
+GENESIS_HASH_KEY = b"c/genesis"
+HEIGHT_KEY = b"c/height"
+BLOCK_PREFIX = b"c/b/"
+BLOCK_HASH_PREFIX = b"c/h/"
+COMMIT_PREFIX = b"c/c/"
+TX_INDEX_PREFIX = b"c/tx/"
+HISTORY_PREFIX = b"c/ah/"
+REJECTED_PREFIX = b"c/rj/"
+STATE_HASH_PREFIX = b"c/sh/"
+
+
+def encode_height(height: int) -> bytes:
+    return struct.pack(">Q", height)
+
+
+def decode_height(raw: bytes) -> int:
+    return int(struct.unpack(">Q", raw)[0])
+
+
+# State.
+def make_account_key(account: str) -> bytes:
+    return ACCOUNT_PREFIX + account.encode()
+
+
+def make_balance_key(account: str, asset: str) -> bytes:
+    return BALANCE_PREFIX + account.encode() + b"/" + asset.encode()
+
+
+def make_balance_prefix(account: str) -> bytes:
+    return BALANCE_PREFIX + account.encode() + b"/"
+
+
+def make_bank_key(bank: str) -> bytes:
+    return BANK_PREFIX + bank.encode()
+
+
+def make_asset_key(asset: str) -> bytes:
+    return ASSET_PREFIX + asset.encode()
+
+
+def make_supply_key(asset: str) -> bytes:
+    return SUPPLY_PREFIX + asset.encode()
+
+
+def make_role_key(role: str) -> bytes:
+    return ROLE_PREFIX + role.encode()
+
+
+def make_validators_key() -> bytes:
+    return VALIDATORS_KEY
+
+
+def make_pending_validators_key(height: int) -> bytes:
+    """The validator set that takes effect at `height` (written two heights ahead)."""
+    return PENDING_VALIDATORS_PREFIX + encode_height(height)
+
+
+def make_chain_params_key() -> bytes:
+    return CHAIN_PARAMS_KEY
+
+
+# Chain.
+def make_genesis_hash_key() -> bytes:
+    return GENESIS_HASH_KEY
+
+
+def make_height_key() -> bytes:
+    return HEIGHT_KEY
+
+
+def make_block_key(height: int) -> bytes:
+    return BLOCK_PREFIX + encode_height(height)
+
+
+def make_block_hash_key(block_hash: bytes) -> bytes:
+    return BLOCK_HASH_PREFIX + block_hash
+
+
+def make_commit_key(height: int) -> bytes:
+    return COMMIT_PREFIX + encode_height(height)
+
+
+def make_state_hash_key(height: int) -> bytes:
+    return STATE_HASH_PREFIX + encode_height(height)
+
+
+def make_tx_index_key(tx_hash: bytes) -> bytes:
+    return TX_INDEX_PREFIX + tx_hash
+
+
+def make_rejected_key(tx_hash: bytes) -> bytes:
+    return REJECTED_PREFIX + tx_hash
+
+
+def make_history_prefix(account: str) -> bytes:
+    return HISTORY_PREFIX + account.encode() + b"/"
+
+
+def make_history_key(account: str, height: int, position: int) -> bytes:
+    return make_history_prefix(account) + encode_height(height) + struct.pack(">I", position)
