@@ -21,7 +21,8 @@ _packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": False}
 
 def pack(obj: Any) -> bytes:
     """Encode a tree of lists/tuples, ints, str, bytes, bool and None."""
-    return msgpack.packb(obj, **_packer_options)  # type: ignore[no-any-return]
+    packed: bytes = msgpack.packb(obj, **_packer_options)
+    return packed
 
 
 def _reject_ext(code: int, data: bytes) -> NoReturn:

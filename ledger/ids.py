@@ -79,17 +79,18 @@ def is_operator(account: str) -> bool:
 
 def parse_amount(text: str, decimals: int) -> Amount:
     """Exact decimal string -> minor units. Rejects negatives, junk, excess decimals, overflow."""
-    if not isinstance(text, str) or _AMOUNT_RE.fullmatch(text) is None:
+    match = _AMOUNT_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
         raise InvalidAmount(f"bad amount {text!r}: expected a non-negative decimal like 12.50")
-    whole, frac = _AMOUNT_RE.fullmatch(text).groups()  # type: ignore[union-attr]
-    frac = frac or ""
+    whole: str = match.group(1)
+    frac: str = match.group(2) or ""
     if len(frac) > decimals:
         raise InvalidAmount(
             f"bad amount {text!r}: at most {decimals} decimal place(s) for this asset"
         )
     if len(whole) > 20:
         raise InvalidAmount(f"bad amount {text!r}: too large", "amount_overflow")
-    value = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    value: int = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
     if value > MAX_AMOUNT:
         raise InvalidAmount(f"bad amount {text!r}: exceeds the maximum", "amount_overflow")
     return value
