@@ -44,7 +44,6 @@ def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
             use_list=True,
             strict_map_key=True,
             ext_hook=_reject_ext,
-            max_buffer_size=max_size,
         )
     except msgpack.ExtraData as exc:
         raise CodecError("trailing bytes after the value", "trailing_bytes") from exc
