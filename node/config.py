@@ -1,0 +1,216 @@
+"""One TOML file per node. Every field has a documented default; unknown keys are errors.
+
+Example (what `bakong testnet init` writes, see `render_config`):
+
+    name = "aclb"                 # node name, shown in status and logs
+    bank = "aclb"                 # bank code this node belongs to
+    genesis = "../genesis.json"   # shared genesis document (relative to this file)
+    data_dir = "data"             # LevelDB store, mempool, signing state
+    node_key = "node_key.json"    # Ed25519 key the node proves itself with (P2P, votes)
+    operator_key = "operator_key.json"   # the bank's operator key (back-office signing)
+    api_token = "..."             # bearer token for POST /v1/bank/transfers
+    log_level = "info"
+
+    [http]
+    host = "127.0.0.1"
+    port = 26657
+
+    [p2p]
+    host = "127.0.0.1"
+    port = 26656
+    peers = ["127.0.0.1:26666", "127.0.0.1:26676"]
+
+    [consensus]
+    timeout_propose_ms = 1000     # grows by *_delta_ms each round
+    ...
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    code = "bad_config"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 26657
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class P2PConfig:
+    host: str = "127.0.0.1"
+    port: int = 26656
+    peers: tuple[str, ...] = ()
+    max_frame_bytes: int = 16 * 1024 * 1024
+    send_queue: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusConfig:
+    timeout_propose_ms: int = 1000
+    timeout_propose_delta_ms: int = 500
+    timeout_prevote_ms: int = 500
+    timeout_prevote_delta_ms: int = 250
+    timeout_precommit_ms: int = 500
+    timeout_precommit_delta_ms: int = 250
+    # Wait this long after a commit before proposing, so a block gathers txs.
+    timeout_commit_ms: int = 100
+    # Propose an empty block after this long with no txs (0 = never: the chain stays idle).
+    heartbeat_ms: int = 0
+    max_block_txs: int = 5000
+    max_block_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolConfig:
+    capacity: int = 100_000
+    # A signer may have at most this many pending txs beyond its committed nonce.
+    nonce_window: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    bank: str
+    path: Path  # the config file itself; relative paths resolve against its folder
+    genesis: str = "genesis.json"
+    data_dir: str = "data"
+    node_key: str = "node_key.json"
+    operator_key: str = ""
+    api_token: str = ""
+    log_level: str = "info"
+    log_file: str = "node.log"
+    http: HttpConfig = field(default_factory=HttpConfig)
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+
+    @property
+    def home(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.resolve(self.genesis)
+
+    @property
+    def data_path(self) -> Path:
+        return self.resolve(self.data_dir)
+
+    @property
+    def node_key_path(self) -> Path:
+        return self.resolve(self.node_key)
+
+    @property
+    def operator_key_path(self) -> Path | None:
+        return self.resolve(self.operator_key) if self.operator_key else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.resolve(self.log_file)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http.host}:{self.http.port}"
+
+
+_SECTIONS: dict[str, type] = {
+    "http": HttpConfig,
+    "p2p": P2PConfig,
+    "consensus": ConsensusConfig,
+    "mempool": MempoolConfig,
+}
+
+
+def _build_section(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown setting")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        default = getattr(cls(), key) if cls is not NodeConfig else None
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}.{key}: expected a list of strings")
+            value = tuple(value)
+        elif isinstance(default, bool) or isinstance(default, int):
+            if type(value) is not type(default) or (isinstance(value, int) and value < 0):
+                raise ConfigError(f"{where}.{key}: expected a non-negative integer")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{where}.{key}: expected a string")
+        values[key] = value
+    return cls(**values)
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and check a node's TOML config; errors name the bad setting."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    top: dict[str, Any] = {"path": path.resolve()}
+    scalar = {f.name for f in fields(NodeConfig)} - set(_SECTIONS) - {"path"}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            top[key] = _build_section(_SECTIONS[key], value, key)
+        elif key in scalar:
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}: expected a string")
+            top[key] = value
+        else:
+            raise ConfigError(f"{key}: unknown setting")
+    for required in ("name", "bank"):
+        if required not in top:
+            raise ConfigError(f"{required}: missing")
+    return NodeConfig(**top)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot render {value!r}")
+
+
+def render_config(config: NodeConfig) -> str:
+    """TOML text for `config`, every setting written out so users see what they can change."""
+    lines = []
+    for f in fields(NodeConfig):
+        if f.name in _SECTIONS or f.name == "path":
+            continue
+        lines.append(f"{f.name} = {_toml_value(getattr(config, f.name))}")
+    for section in _SECTIONS:
+        lines.append(f"\n[{section}]")
+        sub = getattr(config, section)
+        for f in fields(sub):
+            lines.append(f"{f.name} = {_toml_value(getattr(sub, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_peer(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"p2p.peers: bad address {address!r}, expected host:port")
+    return host, int(port)
