@@ -122,3 +122,27 @@ def make_history_prefix(account: str) -> bytes:
 
 def make_history_key(account: str, height: int, position: int) -> bytes:
     return make_history_prefix(account) + encode_height(height) + struct.pack(">I", position)
+
+
+# Node-local data (prefix `n`): mempool, rejections, signing state, evidence. Never hashed.
+NODE_PREFIX = b"n"
+MEMPOOL_PREFIX = b"n/mp/"
+NODE_REJECTED_PREFIX = b"n/rj/"
+SIGN_STATE_KEY = b"n/sign"
+EVIDENCE_PREFIX = b"n/ev/"
+
+
+def make_mempool_key(tx_hash: bytes) -> bytes:
+    return MEMPOOL_PREFIX + tx_hash
+
+
+def make_node_rejected_key(tx_hash: bytes) -> bytes:
+    return NODE_REJECTED_PREFIX + tx_hash
+
+
+def make_sign_state_key() -> bytes:
+    return SIGN_STATE_KEY
+
+
+def make_evidence_key(height: int, index: int) -> bytes:
+    return EVIDENCE_PREFIX + encode_height(height) + index.to_bytes(4, "big")
