@@ -1,0 +1,88 @@
+"""The LevelDB `KeyValueStore` (plyvel): what nodes run on.
+
+Every plyvel failure surfaces as a `StoreError`: `store_locked` when another process (or
+another handle in this one) holds the database, `store_closed` after `close`, else
+`store_error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import plyvel
+
+from ledger.errors import StoreError
+from ledger.kv import WriteBatch
+from ledger.store import compute_key_range
+
+
+class LevelDBStore:
+    def __init__(self, path: str | Path, create_if_missing: bool = True) -> None:
+        self.path = Path(path)
+        try:
+            self._db = plyvel.DB(str(self.path), create_if_missing=create_if_missing)
+        except plyvel.Error as exc:
+            raise _open_error(self.path, exc) from exc
+        self._closed = False
+
+    def get(self, key: bytes) -> bytes | None:
+        self._check_open()
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Survives a process crash (not a power loss); use `atomic_batch` for durability."""
+        self._check_open()
+        self._db.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._check_open()
+        self._db.delete(key)
+
+    def iterate(
+        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        self._check_open()
+        key_range = compute_key_range(prefix, start, reverse)
+        if key_range is None:
+            return iter(())
+        items: Iterator[tuple[bytes, bytes]] = self._db.iterator(
+            start=key_range.lo,
+            stop=key_range.hi,
+            include_stop=key_range.hi_inclusive,
+            reverse=reverse,
+        )
+        return items
+
+    @contextmanager
+    def atomic_batch(self) -> Iterator[WriteBatch]:
+        """One LevelDB WriteBatch, written with sync=True only if the block exits cleanly."""
+        self._check_open()
+        batch = self._db.write_batch(sync=True)
+        yield batch
+        self._check_open()
+        try:
+            batch.write()
+        except plyvel.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from exc
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store at {self.path} is closed", "store_closed")
+
+
+def _open_error(path: Path, exc: plyvel.Error) -> StoreError:
+    text = str(exc)
+    if "lock" in text.lower():
+        return StoreError(
+            f"the store at {path} is locked: is another node using it? ({text})",
+            "store_locked",
+        )
+    return StoreError(f"cannot open the store at {path}: {text}")
