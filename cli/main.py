@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cli.keys import keys
 from ledger.errors import LedgerError
 
 
@@ -55,6 +56,9 @@ def main() -> None:
     except OSError as exc:
         click.echo(f"error: os_error: {exc}", err=True)
         sys.exit(1)
+
+
+cli.add_command(keys)
 
 
 if __name__ == "__main__":
