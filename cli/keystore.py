@@ -283,15 +283,15 @@ class Keystore:
 
 def _read_keystore_file(path: Path) -> KeystoreFile:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         account = path.name.removesuffix(".json")
         raise KeystoreError(f"no key for {account} in {path.parent}", "key_not_found") from exc
     except OSError as exc:
         raise KeystoreError(f"cannot read {path}: {exc}") from exc
     try:
-        return KeystoreFile.from_json(json.loads(text))
-    except (LedgerError, ValueError, KeyError, TypeError) as exc:
+        return KeystoreFile.from_json(json.loads(data))
+    except (LedgerError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise KeystoreError(f"{path} is not a valid keystore file: {exc}") from exc
 
 
