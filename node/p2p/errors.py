@@ -1,0 +1,33 @@
+"""Errors of the P2P layer; each carries a stable `code` used in logs and metrics labels."""
+
+from __future__ import annotations
+
+
+class P2PError(Exception):
+    """Base of every P2P error. `code` is stable: it labels refusal and drop counters."""
+
+    code: str = "p2p_error"
+
+    def __init__(self, message: str = "", code: str | None = None) -> None:
+        super().__init__(message or self.code)
+        if code is not None:
+            self.code = code
+
+
+class FrameError(P2PError):
+    """A frame that cannot be used: oversize, not msgpack, or not `[type, payload]`."""
+
+    code = "bad_frame"
+
+
+class HandshakeRefused(P2PError):
+    """The handshake failed; `code` says why (wrong_chain, not_admitted, bad_signature, ...).
+    `peer_key` is the key the peer claimed, when it got that far (for logs)."""
+
+    code = "refused"
+
+    def __init__(
+        self, message: str = "", code: str | None = None, peer_key: bytes | None = None
+    ) -> None:
+        super().__init__(message, code)
+        self.peer_key = peer_key

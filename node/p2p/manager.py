@@ -1,0 +1,333 @@
+"""The node's view of the P2P network: listens, dials its configured peers, keeps one
+authenticated session per admitted peer, and moves frames between them and the node."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.crypto import PrivateKey
+from ledger.errors import CodecError
+from node.p2p.counters import P2PCounters
+from node.p2p.errors import FrameError, HandshakeRefused
+from node.p2p.framing import MSG_PING, encode_frame
+from node.p2p.handshake import CHALLENGE_BYTES, PROTOCOL_VERSION, Hello, perform_handshake
+from node.p2p.params import P2PParams, compute_backoff
+from node.p2p.peer import Peer
+
+log = logging.getLogger("bakong.p2p")
+
+OnMessage = Callable[[bytes, int, Any], Awaitable[None] | None]
+OnPeer = Callable[[bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOutcome:
+    """How one connection attempt ended, for the dialer's next move."""
+
+    peer_key: bytes | None
+    established: bool
+    refusal: str | None
+
+
+def _ignore_peer(peer_key: bytes) -> None:
+    """Default for the connect/disconnect callbacks."""
+
+
+class PeerManager:
+    """Permissioned P2P: only peers whose node key `is_admitted` accepts get a session.
+
+    `on_message(peer_key, msg_type, payload)` runs on the session's reader task, in
+    arrival order; it may be a coroutine function (awaited: backpressure on that peer).
+    Its exceptions are logged and counted, never fatal; FrameError or CodecError from
+    it counts as a bad frame from that peer. `on_peer_connected` and
+    `on_peer_disconnected` come in pairs per session (a duplicate session replacing
+    another counts as a disconnect then a connect).
+    """
+
+    def __init__(
+        self,
+        node_key: PrivateKey,
+        chain_id: str,
+        listen_host: str,
+        listen_port: int,
+        peers: Iterable[tuple[str, int]],
+        is_admitted: Callable[[bytes], bool],
+        on_message: OnMessage,
+        on_peer_connected: OnPeer = _ignore_peer,
+        on_peer_disconnected: OnPeer = _ignore_peer,
+        params: P2PParams | None = None,
+        rng: random.Random | None = None,
+        challenge_source: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.node_key = node_key
+        self.public_key = node_key.public_key
+        self.chain_id = chain_id
+        self.params = params or P2PParams()
+        self.counters = P2PCounters()
+        self._listen_host = listen_host
+        self._listen_port = listen_port
+        self._dial_addresses = list(peers)
+        self._is_admitted = is_admitted
+        self._on_message = on_message
+        self._on_connected = on_peer_connected
+        self._on_disconnected = on_peer_disconnected
+        self._rng = rng or random.Random()
+        self._challenge_source = challenge_source
+        self._peers: dict[bytes, Peer] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def listen_port(self) -> int:
+        """The bound port (useful after listening on port 0)."""
+        return self._listen_port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_inbound, self._listen_host, self._listen_port
+        )
+        self._listen_port = self._server.sockets[0].getsockname()[1]
+        log.info("p2p listening on %s:%d", self._listen_host, self._listen_port)
+        for host, port in self._dial_addresses:
+            self._spawn(self._dial_loop(host, port))
+        self._spawn(self._keepalive_loop())
+
+    async def stop(self) -> None:
+        """Close the listener and every session, and wait for all tasks to finish."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        while self._tasks:
+            for peer in list(self._peers.values()):
+                peer.close("stopping")
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def connected_peers(self) -> list[bytes]:
+        return sorted(self._peers)
+
+    def send(self, peer_key: bytes, msg_type: int, payload: Any, droppable: bool = False) -> bool:
+        """Queue one message for one peer; False if not connected or dropped.
+        Gossip passes `droppable=True` so it gives way to consensus messages when full;
+        a payload may be a list, so one frame can carry a batch."""
+        peer = self._peers.get(peer_key)
+        if peer is None:
+            return False
+        return peer.send_frame(
+            encode_frame(msg_type, payload, self.params.max_frame_bytes), droppable
+        )
+
+    def broadcast(
+        self,
+        msg_type: int,
+        payload: Any,
+        exclude: Iterable[bytes] | None = None,
+        droppable: bool = False,
+    ) -> int:
+        """Queue one message (encoded once) for every connected peer not in `exclude`;
+        return how many peers it was queued for."""
+        frame = encode_frame(msg_type, payload, self.params.max_frame_bytes)
+        skip = set(exclude or ())
+        return sum(
+            peer.send_frame(frame, droppable)
+            for key, peer in list(self._peers.items())
+            if key not in skip
+        )
+
+    def refresh_admission(self) -> None:
+        """Close sessions with peers no longer admitted (call after the registry changes)."""
+        for key, peer in list(self._peers.items()):
+            if not self._is_admitted(key):
+                log.info("peer %s: no longer admitted, disconnecting", key.hex()[:16])
+                peer.close("not_admitted")
+
+    # -- connections -------------------------------------------------------------------
+
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self._stopping or task is None:
+            writer.transport.abort()
+            return
+        self._tasks.add(task)
+        try:
+            peername = writer.get_extra_info("peername")
+            address = f"{peername[0]}:{peername[1]}" if peername else "?"
+            await self._run_connection(reader, writer, False, address)
+        finally:
+            self._tasks.discard(task)
+
+    async def _run_connection(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        outbound: bool,
+        address: str,
+    ) -> SessionOutcome:
+        """Handshake, then serve the session to its end."""
+        try:
+            peer = await self._handshake(reader, writer, outbound, address)
+            self._admit(peer)
+        except HandshakeRefused as exc:
+            writer.transport.abort()
+            return self._refuse(exc, address)
+        try:
+            reason = await peer.run(self._dispatch)
+        finally:
+            if self._peers.get(peer.key) is peer:
+                del self._peers[peer.key]
+                self._notify(self._on_disconnected, peer.key)
+            self.counters.disconnects[peer.close_reason or "stopping"] += 1
+        log.info("peer %s (%s): session ended: %s", peer.key.hex()[:16], address, reason)
+        return SessionOutcome(peer.key, True, None)
+
+    async def _handshake(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        outbound: bool,
+        address: str,
+    ) -> Peer:
+        own = Hello(
+            PROTOCOL_VERSION,
+            self.chain_id,
+            self.public_key,
+            self._listen_port,
+            self._challenge_source(CHALLENGE_BYTES),
+        )
+        try:
+            async with asyncio.timeout(self.params.handshake_timeout):
+                hello = await perform_handshake(
+                    reader,
+                    writer,
+                    own,
+                    self.node_key,
+                    self._is_admitted,
+                    self.params.max_frame_bytes,
+                )
+        except TimeoutError as exc:
+            raise HandshakeRefused("handshake deadline passed", "timeout") from exc
+        except (ConnectionError, OSError) as exc:
+            raise HandshakeRefused(f"connection failed: {exc}", "closed") from exc
+        return Peer(hello, outbound, address, reader, writer, self.params, self.counters)
+
+    def _admit(self, peer: Peer) -> None:
+        """Keep one session per peer: the one dialed by the lower key wins on both ends;
+        between two dialed by the same side, the newer wins (the older is likely dead)."""
+        existing = self._peers.get(peer.key)
+        if existing is not None:
+            # The existing session is the preferred one: refuse the newcomer.
+            if self._is_preferred(existing) and not self._is_preferred(peer):
+                raise HandshakeRefused("already connected", "duplicate", peer.key)
+            del self._peers[peer.key]
+            existing.close("replaced")
+            self._notify(self._on_disconnected, peer.key)
+        self._peers[peer.key] = peer
+        self.counters.sessions += 1
+        log.info(
+            "peer %s (%s, %s): connected",
+            peer.key.hex()[:16],
+            peer.address,
+            "outbound" if peer.outbound else "inbound",
+        )
+        self._notify(self._on_connected, peer.key)
+
+    def _is_preferred(self, peer: Peer) -> bool:
+        initiator = self.public_key if peer.outbound else peer.key
+        return initiator == min(self.public_key, peer.key)
+
+    def _refuse(self, exc: HandshakeRefused, address: str) -> SessionOutcome:
+        """Count and log a refusal. Only a duplicate's key is authenticated, so only it
+        is passed on to the dialer."""
+        self.counters.refused[exc.code] += 1
+        claimed = exc.peer_key.hex()[:16] if exc.peer_key else "unknown key"
+        log.warning("p2p: refused %s (%s): %s: %s", address, claimed, exc.code, exc)
+        return SessionOutcome(exc.peer_key if exc.code == "duplicate" else None, False, exc.code)
+
+    async def _dispatch(self, peer_key: bytes, msg_type: int, payload: Any) -> None:
+        try:
+            result = self._on_message(peer_key, msg_type, payload)
+            if inspect.isawaitable(result):
+                await result
+        except (FrameError, CodecError):
+            raise
+        except Exception:
+            self.counters.handler_errors += 1
+            log.exception(
+                "p2p: handler for message %d from %s failed", msg_type, peer_key.hex()[:16]
+            )
+
+    def _notify(self, callback: OnPeer, peer_key: bytes) -> None:
+        try:
+            callback(peer_key)
+        except Exception:
+            self.counters.handler_errors += 1
+            log.exception("p2p: peer callback for %s failed", peer_key.hex()[:16])
+
+    # -- dialing and keepalive ---------------------------------------------------------
+
+    async def _dial_loop(self, host: str, port: int) -> None:
+        """Keep a session with the peer at host:port, redialing with backoff. While a
+        session with the same key exists (e.g. the one it dialed us on), wait."""
+        attempt = 0
+        known_key: bytes | None = None
+        while True:
+            if known_key is not None:
+                await self._wait_session_end(known_key)
+            outcome = await self._dial_once(host, port)
+            if outcome.refusal == "self":
+                log.info("p2p: %s:%d is this node itself, not dialing it again", host, port)
+                return
+            known_key = outcome.peer_key or known_key
+            attempt = 0 if outcome.established else attempt + 1
+            await asyncio.sleep(compute_backoff(attempt, self.params, self._rng))
+
+    async def _dial_once(self, host: str, port: int) -> SessionOutcome:
+        address = f"{host}:{port}"
+        try:
+            async with asyncio.timeout(self.params.connect_timeout):
+                reader, writer = await asyncio.open_connection(host, port)
+        except (OSError, TimeoutError) as exc:
+            log.debug("p2p: cannot connect to %s: %s", address, exc)
+            return SessionOutcome(None, False, "unreachable")
+        return await self._run_connection(reader, writer, True, address)
+
+    async def _wait_session_end(self, peer_key: bytes) -> None:
+        while (peer := self._peers.get(peer_key)) is not None:
+            await peer.closed.wait()
+
+    async def _keepalive_loop(self) -> None:
+        """Ping every peer each interval; close sessions silent for too long (a peer
+        whose host vanished without closing TCP)."""
+        ping = encode_frame(MSG_PING, None, self.params.max_frame_bytes)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.params.ping_interval)
+            now = loop.time()
+            for peer in list(self._peers.values()):
+                if now - peer.last_received > self.params.idle_timeout:
+                    log.warning("peer %s: silent too long, disconnecting", peer.key.hex()[:16])
+                    peer.close("idle")
+                else:
+                    peer.send_frame(ping, droppable=True)
