@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,11 +116,10 @@ def test_derived_key_cached_per_process(
     store: Keystore, key: PrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = keystore_module.Scrypt
 
-    def counting(**kwargs: Any) -> Any:
+    def counting(**kwargs: Any) -> Scrypt:
         calls.append(kwargs["n"])
-        return real(**kwargs)
+        return Scrypt(**kwargs)
 
     monkeypatch.setattr(keystore_module, "Scrypt", counting)
     _save_fast(store, key)
@@ -202,10 +202,12 @@ def test_invalid_tampered_file(store: Keystore, key: PrivateKey, field: str, val
 
 
 def test_invalid_key_not_found(store: Keystore, tmp_path: Path) -> None:
-    for call in (lambda: store.load(ALICE, PASS), lambda: load_signing_key(tmp_path, ALICE)):
-        with pytest.raises(KeystoreError) as err:
-            call()  # load_signing_key fails before prompting: no passphrase is needed
-        assert err.value.code == "key_not_found"
+    with pytest.raises(KeystoreError) as err:
+        store.load(ALICE, PASS)
+    assert err.value.code == "key_not_found"
+    with pytest.raises(KeystoreError) as err:
+        load_signing_key(tmp_path, ALICE)  # fails before prompting: no passphrase is set
+    assert err.value.code == "key_not_found"
 
 
 def test_invalid_account_id(store: Keystore, key: PrivateKey) -> None:
