@@ -7,6 +7,8 @@ import sys
 import click
 
 from cli.keys import keys
+from cli.node_cmd import node
+from cli.testnet import testnet
 from ledger.errors import LedgerError
 
 
@@ -59,6 +61,8 @@ def main() -> None:
 
 
 cli.add_command(keys)
+cli.add_command(testnet)
+cli.add_command(node)
 
 
 if __name__ == "__main__":

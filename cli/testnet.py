@@ -1,0 +1,186 @@
+"""`bakong testnet init|up|status|down`: a multi-node network on this machine.
+
+The work is done by node.testnet; this module parses options, writes the wallet (a cli/
+concern node/ must not import) and prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.keystore import DEV_PASSPHRASE, Keystore
+from ledger.crypto import PrivateKey
+from ledger.errors import LedgerError
+from ledger.ids import AccountId
+from node import testnet as tn
+from node.config import ConsensusConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def home_option(func: F) -> F:
+    return click.option(
+        "--home",
+        envvar="BAKONG_HOME",
+        default="./testnet",
+        type=click.Path(path_type=Path, file_okay=False),
+        show_default=True,
+        help="Testnet home directory (env BAKONG_HOME).",
+    )(func)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn testnet errors into the one-line `error: <code>: <message>`, after any logs."""
+    # imported here: cli.main imports this module to register the group
+    from cli.main import CliError
+
+    try:
+        yield
+    except tn.TestnetNotReady as exc:
+        for path, lines in exc.log_tails:
+            click.echo(f"--- last lines of {path}", err=True)
+            for line in lines:
+                click.echo(f"    {line}", err=True)
+        raise CliError(exc.code, exc.message) from exc
+    except LedgerError as exc:
+        raise CliError(exc.code, exc.message) from exc
+
+
+def write_wallet(home: Path, keys: Mapping[AccountId, PrivateKey]) -> None:
+    """Store the operators' keys under the development passphrase, and mark the home so
+    the CLI uses that passphrase without asking (see cli/keystore.py)."""
+    keystore = Keystore(home)
+    for account, key in keys.items():
+        keystore.save(account, key, DEV_PASSPHRASE)
+    keystore.mark_dev_passphrase()
+
+
+@click.group()
+def testnet() -> None:
+    """A local testnet: one process per bank node, all on 127.0.0.1.
+
+    `init` lays out HOME (genesis, node folders, a wallet with the operators' keys),
+    `up` starts the nodes and waits until they serve, `status` shows them, `down`
+    stops them.
+    """
+
+
+@testnet.command("init")
+@click.option(
+    "--validators",
+    type=int,
+    default=tn.DEFAULT_VALIDATORS,
+    show_default=True,
+    help="Validator banks, the central bank nbc included.",
+)
+@click.option(
+    "--observers",
+    type=int,
+    default=tn.DEFAULT_OBSERVERS,
+    show_default=True,
+    help="Banks whose nodes follow the chain without voting.",
+)
+@click.option(
+    "--base-port",
+    type=int,
+    default=tn.DEFAULT_BASE_PORT,
+    show_default=True,
+    help="Node i listens for P2P on base+2i and HTTP on base+2i+1.",
+)
+@click.option("--chain-id", default=tn.DEFAULT_CHAIN_ID, show_default=True)
+@click.option("--force", is_flag=True, help="Stop the nodes of an existing testnet and wipe it.")
+@home_option
+def init_command(
+    validators: int, observers: int, base_port: int, chain_id: str, force: bool, home: Path
+) -> None:
+    """Create a new testnet in HOME."""
+    with _user_errors():
+        manifest = tn.init_testnet(
+            home,
+            validators=validators,
+            observers=observers,
+            base_port=base_port,
+            chain_id=chain_id,
+            consensus=ConsensusConfig(),
+            force=force,
+            wallet=write_wallet,
+        )
+    click.echo(
+        f"created testnet {manifest.chain_id} in {home}: {manifest.validator_count} validators,"
+        f" {len(manifest.nodes) - manifest.validator_count} observers"
+    )
+    click.echo(f"start it with: bakong testnet up --home {home}")
+
+
+@testnet.command("up")
+@click.option(
+    "--timeout",
+    type=float,
+    default=tn.DEFAULT_UP_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for every node to serve.",
+)
+@home_option
+def up_command(timeout: float, home: Path) -> None:
+    """Start every node that is not running and wait until all serve (idempotent)."""
+    console = Console(stderr=True)
+    with _user_errors(), console.status("starting nodes...") as spinner:
+        status = tn.up_testnet(home, timeout=timeout, progress=spinner.update)
+    _print_table(status, "testnet is up")
+
+
+@testnet.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@home_option
+def status_command(as_json: bool, home: Path) -> None:
+    """Show each node: process, height and hashes (null when it does not answer)."""
+    with _user_errors():
+        status = tn.get_testnet_status(home)
+    if as_json:
+        click.echo(json.dumps(status.to_json()))
+    else:
+        _print_table(status, f"testnet {status.chain_id}")
+
+
+@testnet.command("down")
+@click.option(
+    "--timeout",
+    type=float,
+    default=tn.DEFAULT_DOWN_GRACE_S,
+    show_default=True,
+    help="Seconds to wait after SIGTERM before SIGKILL.",
+)
+@home_option
+def down_command(timeout: float, home: Path) -> None:
+    """Stop every node (SIGTERM, then SIGKILL after the timeout)."""
+    with _user_errors():
+        results = tn.down_testnet(home, grace=timeout)
+    for result in results:
+        pid = f" (pid {result.pid})" if result.pid is not None else ""
+        click.echo(f"{result.name}: {result.outcome.replace('_', ' ')}{pid}")
+
+
+def _print_table(status: tn.TestnetStatus, title: str) -> None:
+    table = Table(title=title)
+    for column in ("name", "bank", "validator", "url", "pid", "height", "block hash"):
+        table.add_column(column)
+    for node in status.nodes:
+        table.add_row(
+            node.name,
+            node.bank,
+            "yes" if node.validator else "no",
+            node.url,
+            str(node.pid) if node.pid is not None else "stopped",
+            str(node.height) if node.height is not None else "-",
+            (node.block_hash or "-")[:16],
+        )
+    Console().print(table)

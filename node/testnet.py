@@ -1,0 +1,717 @@
+"""The local testnet manager: lay out a testnet home, start, watch and stop its nodes.
+
+A home holds a manifest (`testnet.json`), the shared genesis, one folder per node (config,
+keys, pid file, logs, data) and a wallet with the operators' keys. Nodes run as detached
+processes, so a testnet outlives the command that started it; pid files plus a check of
+each process's command line tell our nodes apart from whatever reused a pid since.
+
+    <home>/testnet.json            {"chain_id", "created_at", "base_port", "nodes": [...]}
+    <home>/genesis.json
+    <home>/nodes/<name>/node.toml, node_key.json, operator_key.json, node.pid, node.out
+    <home>/wallet/                 admin@nbc, admin@<bank> under the development passphrase
+
+Node i (validators first, the central bank first of all) listens for P2P on
+`base_port + 2i` and for HTTP on `base_port + 2i + 1`, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ledger.crypto import PrivateKey, write_key_file
+from ledger.errors import LedgerError
+from ledger.ids import AccountId
+from node.config import ConsensusConfig, HttpConfig, NodeConfig, P2PConfig, render_config
+
+DEFAULT_CHAIN_ID: Final = "bakong-testnet"
+DEFAULT_VALIDATORS: Final = 4
+DEFAULT_OBSERVERS: Final = 1
+DEFAULT_BASE_PORT: Final = 26600
+DEFAULT_UP_TIMEOUT_S: Final = 60.0
+DEFAULT_DOWN_GRACE_S: Final = 10.0
+
+HOST: Final = "127.0.0.1"
+MANIFEST_FILE: Final = "testnet.json"
+GENESIS_FILE: Final = "genesis.json"
+NODES_DIR: Final = "nodes"
+CONFIG_FILE: Final = "node.toml"
+NODE_KEY_FILE: Final = "node_key.json"
+OPERATOR_KEY_FILE: Final = "operator_key.json"
+PID_FILE: Final = "node.pid"
+OUT_FILE: Final = "node.out"
+LOG_FILE: Final = "node.log"
+
+_MIN_PORT: Final = 1024
+_MAX_PORT: Final = 65535
+_POLL_S: Final = 0.2
+_STATUS_TIMEOUT_S: Final = 1.0
+_KILL_WAIT_S: Final = 5.0
+_LOG_TAIL_LINES: Final = 15
+
+
+class TestnetError(LedgerError):
+    """A testnet management failure with a stable code (`testnet_exists`, `port_in_use`...)."""
+
+    __test__ = False  # not a pytest test class, despite its name
+    code = "testnet_error"
+
+
+class TestnetNotReady(TestnetError):
+    """`up` gave up; `log_tails` holds the last lines of the failing nodes' logs."""
+
+    code = "testnet_not_ready"
+
+    def __init__(self, message: str, log_tails: Sequence[tuple[Path, Sequence[str]]]) -> None:
+        super().__init__(message)
+        self.log_tails = tuple((path, tuple(lines)) for path, lines in log_tails)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """One node of the manifest. `dir` is relative to the home, so a home can be moved."""
+
+    name: str
+    bank: str
+    validator: bool
+    dir: str
+    http_url: str
+    p2p_port: int
+    http_port: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "bank": self.bank,
+            "validator": self.validator,
+            "dir": self.dir,
+            "http_url": self.http_url,
+            "p2p_port": self.p2p_port,
+            "http_port": self.http_port,
+        }
+
+    @staticmethod
+    def from_json(raw: Any) -> NodeEntry:
+        return NodeEntry(
+            name=_expect(raw["name"], str),
+            bank=_expect(raw["bank"], str),
+            validator=_expect(raw["validator"], bool),
+            dir=_expect(raw["dir"], str),
+            http_url=_expect(raw["http_url"], str),
+            p2p_port=_expect(raw["p2p_port"], int),
+            http_port=_expect(raw["http_port"], int),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What `init` laid out: the chain, its creation time (ms) and the nodes in port order."""
+
+    chain_id: str
+    created_at: int
+    base_port: int
+    nodes: tuple[NodeEntry, ...]
+
+    @property
+    def validator_count(self) -> int:
+        return sum(1 for node in self.nodes if node.validator)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "created_at": self.created_at,
+            "base_port": self.base_port,
+            "nodes": [node.to_json() for node in self.nodes],
+        }
+
+    @staticmethod
+    def from_json(raw: Any) -> Manifest:
+        return Manifest(
+            chain_id=_expect(raw["chain_id"], str),
+            created_at=_expect(raw["created_at"], int),
+            base_port=_expect(raw["base_port"], int),
+            nodes=tuple(NodeEntry.from_json(node) for node in _expect(raw["nodes"], list)),
+        )
+
+
+def _expect(value: Any, kind: type) -> Any:
+    # bool is an int subclass: a `true` port must not pass as 1
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def get_node_dir(home: Path, node: NodeEntry) -> Path:
+    return home / node.dir
+
+
+def load_manifest(home: Path) -> Manifest:
+    """The manifest of `home`; `testnet_not_found` when there is no testnet there."""
+    path = home / MANIFEST_FILE
+    try:
+        return Manifest.from_json(json.loads(path.read_text()))
+    except FileNotFoundError as exc:
+        raise TestnetError(
+            f"no testnet in {home} (run `bakong testnet init`)", "testnet_not_found"
+        ) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TestnetError(f"cannot read {path}: {exc}", "bad_manifest") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# init
+
+GenesisBuilder = Callable[[str, int, int, int], tuple[dict[str, Any], Mapping[str, Any]]]
+WalletWriter = Callable[[Path, Mapping[AccountId, PrivateKey]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BankKeys:
+    """The two keys `init` writes for a bank: its operator's and its node's."""
+
+    operator: PrivateKey
+    node: PrivateKey
+
+
+def init_testnet(
+    home: Path,
+    *,
+    validators: int = DEFAULT_VALIDATORS,
+    observers: int = DEFAULT_OBSERVERS,
+    base_port: int = DEFAULT_BASE_PORT,
+    chain_id: str = DEFAULT_CHAIN_ID,
+    consensus: ConsensusConfig | None = None,
+    force: bool = False,
+    wallet: WalletWriter | None = None,
+    now_ms: int | None = None,
+) -> Manifest:
+    """Lay out a fresh testnet in `home`. `--force` stops the old one's nodes and wipes it.
+
+    `wallet` writes the operators' keys to the encrypted wallet (the CLI passes
+    `cli.testnet.write_wallet`: node/ must not import cli/).
+    """
+    # at least one validator, no negative observer count
+    if validators < 1 or observers < 0:
+        raise TestnetError(
+            f"need validators >= 1 and observers >= 0, got {validators} and {observers}",
+            "invalid_argument",
+        )
+    ports = compute_ports(base_port, validators + observers)
+    _clear_home(home, force)
+    # after stopping the old nodes, which held these ports
+    check_ports_free(ports)
+    created_at = now_ms if now_ms is not None else int(time.time() * 1000)
+    doc, keys = _build_genesis(chain_id, validators, observers, created_at)
+    try:
+        manifest = _write_home(home, doc, keys, base_port, consensus or ConsensusConfig())
+        if wallet is not None:
+            wallet(home, {AccountId(f"admin@{bank}"): k.operator for bank, k in keys.items()})
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        raise
+    return manifest
+
+
+def compute_ports(base_port: int, node_count: int) -> list[int]:
+    """Every port the testnet will use (two per node), checked to be in 1024..65535."""
+    last = base_port + 2 * node_count - 1
+    # unprivileged and within the port space
+    if base_port < _MIN_PORT or last > _MAX_PORT:
+        raise TestnetError(
+            f"ports {base_port}..{last} are outside {_MIN_PORT}..{_MAX_PORT}", "invalid_port"
+        )
+    return list(range(base_port, last + 1))
+
+
+def check_ports_free(ports: Sequence[int]) -> None:
+    """Bind each port on 127.0.0.1 as a node would (SO_REUSEADDR) and let go again."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((HOST, port))
+            except OSError as exc:
+                raise TestnetError(
+                    f"port {port} on {HOST} is in use ({exc.strerror}); choose another --base-port",
+                    "port_in_use",
+                ) from exc
+
+
+def _clear_home(home: Path, force: bool) -> None:
+    """Refuse an existing home unless forced; never wipe a folder that is not a testnet."""
+    if not home.exists() or (home.is_dir() and not any(home.iterdir())):
+        return
+    # an existing testnet is replaced only on request
+    if not force:
+        raise TestnetError(
+            f"{home} already exists; pass --force to stop its nodes and replace it",
+            "testnet_exists",
+        )
+    # --force must not `rm -rf` an arbitrary folder given by mistake
+    if not (home / MANIFEST_FILE).is_file():
+        raise TestnetError(
+            f"{home} is not empty and holds no {MANIFEST_FILE}; refusing to wipe it",
+            "not_a_testnet",
+        )
+    down_testnet(home)
+    shutil.rmtree(home)
+
+
+def _build_genesis(
+    chain_id: str, validators: int, observers: int, genesis_time: int
+) -> tuple[dict[str, Any], dict[str, BankKeys]]:
+    from genesis.builder import build_testnet
+
+    doc, keys = build_testnet(
+        chain_id, validators=validators, observers=observers, genesis_time=genesis_time
+    )
+    return doc, {bank: BankKeys(k.operator, k.node) for bank, k in keys.items()}
+
+
+def plan_nodes(banks: Sequence[tuple[str, bool]], base_port: int) -> tuple[NodeEntry, ...]:
+    """Order nodes validators first (keeping genesis order) and give each its two ports."""
+    ordered = [b for b in banks if b[1]] + [b for b in banks if not b[1]]
+    return tuple(
+        NodeEntry(
+            name=code,
+            bank=code,
+            validator=is_validator,
+            dir=f"{NODES_DIR}/{code}",
+            http_url=f"http://{HOST}:{base_port + 2 * i + 1}",
+            p2p_port=base_port + 2 * i,
+            http_port=base_port + 2 * i + 1,
+        )
+        for i, (code, is_validator) in enumerate(ordered)
+    )
+
+
+def _write_home(
+    home: Path,
+    doc: dict[str, Any],
+    keys: Mapping[str, BankKeys],
+    base_port: int,
+    consensus: ConsensusConfig,
+) -> Manifest:
+    banks = [(bank["code"], bool(bank["validator"])) for bank in doc["banks"]]
+    nodes = plan_nodes(banks, base_port)
+    manifest = Manifest(doc["chain_id"], doc["genesis_time"], base_port, nodes)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / GENESIS_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    for node in nodes:
+        _write_node(home, node, nodes, keys[node.bank], consensus)
+    (home / MANIFEST_FILE).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    return manifest
+
+
+def _write_node(
+    home: Path,
+    node: NodeEntry,
+    nodes: Sequence[NodeEntry],
+    keys: BankKeys,
+    consensus: ConsensusConfig,
+) -> None:
+    node_dir = get_node_dir(home, node)
+    node_dir.mkdir(parents=True)
+    write_key_file(node_dir / NODE_KEY_FILE, keys.node)
+    write_key_file(node_dir / OPERATOR_KEY_FILE, keys.operator)
+    config = NodeConfig(
+        name=node.name,
+        bank=node.bank,
+        path=node_dir / CONFIG_FILE,
+        genesis=f"../../{GENESIS_FILE}",
+        node_key=NODE_KEY_FILE,
+        operator_key=OPERATOR_KEY_FILE,
+        api_token=secrets.token_hex(16),
+        log_file=LOG_FILE,
+        http=HttpConfig(host=HOST, port=node.http_port),
+        p2p=P2PConfig(
+            host=HOST,
+            port=node.p2p_port,
+            peers=tuple(f"{HOST}:{peer.p2p_port}" for peer in nodes if peer is not node),
+        ),
+        consensus=consensus,
+    )
+    # the api token is a credential: same mode as the key files
+    fd = os.open(config.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(render_config(config))
+
+
+# ---------------------------------------------------------------------------------------
+# processes
+
+IsOurs = Callable[[int, Path], bool]
+NodeCommand = Callable[[Path], list[str]]
+
+
+def default_node_command(node_dir: Path) -> list[str]:
+    """`bakong node run --home <node dir>` through this interpreter (works without PATH)."""
+    return [sys.executable, "-m", "cli.main", "node", "run", "--home", str(node_dir)]
+
+
+def is_node_process(pid: int, node_dir: Path) -> bool:
+    """Whether `pid` runs a node of this folder: an argument of its command line names the
+    folder (relative arguments resolved against the process's working directory).
+
+    A pid file can outlive its process and the pid be reused by anything; a process
+    whose arguments name our node folder is ours.
+    """
+    args = _read_cmdline(pid)
+    if args is None:
+        return False
+    target = node_dir.resolve()
+    cwd = _read_cwd(pid)
+    return any(_resolves_to(arg, cwd, target) for arg in args)
+
+
+def _resolves_to(arg: str, cwd: Path | None, target: Path) -> bool:
+    path = Path(arg)
+    if not path.is_absolute():
+        if cwd is None:
+            return False
+        path = cwd / path
+    try:
+        return path.resolve() == target
+    except (OSError, RuntimeError):
+        return False
+
+
+def _read_cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def _read_cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return None if Path("/proc/self").exists() else _read_cmdline_ps(pid)
+    except OSError:
+        return None
+    # a zombie has an empty command line: it is not running anything
+    return raw.decode(errors="replace").split("\0")[:-1] or None
+
+
+def _read_cmdline_ps(pid: int) -> list[str] | None:
+    """Fallback where there is no /proc (macOS): good enough to find a folder argument."""
+    result = subprocess.run(
+        ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    return result.stdout.split() or None
+
+
+def is_process_alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie; reaps it first if it is our child."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def get_node_pid(node_dir: Path, *, is_ours: IsOurs = is_node_process) -> int | None:
+    """The pid of this node's running process, or None (no pid file, dead, or not ours)."""
+    pid = _read_pid(node_dir)
+    if pid is None or not is_process_alive(pid) or not is_ours(pid, node_dir):
+        return None
+    return pid
+
+
+def _read_pid(node_dir: Path) -> int | None:
+    try:
+        pid = int((node_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 else None
+
+
+def start_node(node_dir: Path, command: NodeCommand = default_node_command) -> int:
+    """Start a node detached from this terminal, output appended to node.out; its pid."""
+    with (node_dir / OUT_FILE).open("ab") as out:
+        process = subprocess.Popen(
+            command(node_dir.resolve()),
+            cwd=node_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (node_dir / PID_FILE).write_text(f"{process.pid}\n")
+    return process.pid
+
+
+# ---------------------------------------------------------------------------------------
+# status
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """One row of `testnet status`: the pid check plus what the node's /v1/status says."""
+
+    name: str
+    bank: str
+    validator: bool
+    url: str
+    pid: int | None
+    height: int | None = None
+    block_hash: str | None = None
+    state_hash: str | None = None
+    peers: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    @property
+    def serving(self) -> bool:
+        return self.height is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's shape, exactly (DESIGN.md): scripts depend on these keys."""
+        return {
+            "name": self.name,
+            "bank": self.bank,
+            "validator": self.validator,
+            "url": self.url,
+            "pid": self.pid,
+            "running": self.running,
+            "height": self.height,
+            "block_hash": self.block_hash,
+            "state_hash": self.state_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TestnetStatus:
+    __test__ = False  # not a pytest test class, despite its name
+
+    chain_id: str
+    nodes: tuple[NodeStatus, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "nodes": [node.to_json() for node in self.nodes]}
+
+
+def fetch_node_status(url: str, timeout: float = _STATUS_TIMEOUT_S) -> dict[str, Any] | None:
+    """`GET <url>/v1/status`, or None when the node does not answer sensibly."""
+    try:
+        with urllib.request.urlopen(f"{url}/v1/status", timeout=timeout) as response:
+            body = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def get_node_status(
+    home: Path, node: NodeEntry, *, is_ours: IsOurs = is_node_process
+) -> NodeStatus:
+    pid = get_node_pid(get_node_dir(home, node), is_ours=is_ours)
+    base = NodeStatus(node.name, node.bank, node.validator, node.http_url, pid)
+    # whatever answers on a port of a stopped node is not this node
+    body = fetch_node_status(node.http_url) if pid is not None else None
+    if body is None:
+        return base
+    return NodeStatus(
+        node.name,
+        node.bank,
+        node.validator,
+        node.http_url,
+        pid,
+        height=_field(body, "height", int),
+        block_hash=_field(body, "block_hash", str),
+        state_hash=_field(body, "state_hash", str),
+        peers=_field(body, "peers", int),
+    )
+
+
+def _field(body: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def get_testnet_status(home: Path, *, is_ours: IsOurs = is_node_process) -> TestnetStatus:
+    manifest = load_manifest(home)
+    nodes = tuple(get_node_status(home, node, is_ours=is_ours) for node in manifest.nodes)
+    return TestnetStatus(manifest.chain_id, nodes)
+
+
+# ---------------------------------------------------------------------------------------
+# up
+
+Progress = Callable[[str], None]
+
+
+def up_testnet(
+    home: Path,
+    *,
+    timeout: float = DEFAULT_UP_TIMEOUT_S,
+    command: NodeCommand = default_node_command,
+    is_ours: IsOurs = is_node_process,
+    progress: Progress | None = None,
+) -> TestnetStatus:
+    """Start every node that is not running, then wait until all serve and every
+    validator sees all other validators. Idempotent: running nodes are left alone."""
+    manifest = load_manifest(home)
+    for node in manifest.nodes:
+        node_dir = get_node_dir(home, node)
+        if get_node_pid(node_dir, is_ours=is_ours) is None:
+            (node_dir / PID_FILE).unlink(missing_ok=True)
+            start_node(node_dir, command)
+    return wait_until_ready(home, manifest, timeout=timeout, is_ours=is_ours, progress=progress)
+
+
+def is_ready(node: NodeStatus, validator_count: int) -> bool:
+    """Serving, and for a validator, connected to every other validator (at least)."""
+    if not node.serving:
+        return False
+    return not node.validator or (node.peers or 0) >= validator_count - 1
+
+
+def wait_until_ready(
+    home: Path,
+    manifest: Manifest,
+    *,
+    timeout: float,
+    is_ours: IsOurs = is_node_process,
+    progress: Progress | None = None,
+) -> TestnetStatus:
+    """Poll every node until all are ready; fail early when a node's process has exited."""
+    deadline = time.monotonic() + timeout
+    total = len(manifest.nodes)
+    while True:
+        status = get_testnet_status(home, is_ours=is_ours)
+        ready = [n for n in status.nodes if is_ready(n, manifest.validator_count)]
+        if len(ready) == total:
+            return status
+        if progress is not None:
+            serving = sum(1 for n in status.nodes if n.serving)
+            progress(f"waiting for {total} nodes... {serving}/{total} serving, {len(ready)} ready")
+        exited = [n for n in manifest.nodes if not _has_live_process(get_node_dir(home, n))]
+        if exited:
+            raise _not_ready_error(home, exited, "exited")
+        if time.monotonic() >= deadline:
+            stuck = [m for m, n in zip(manifest.nodes, status.nodes, strict=True) if n not in ready]
+            raise _not_ready_error(home, stuck, f"not ready after {timeout:g}s")
+        time.sleep(_POLL_S)
+
+
+def _has_live_process(node_dir: Path) -> bool:
+    """Pid file names a live process (a just-started child may not have exec'd yet, so its
+    command line is not checked here)."""
+    pid = _read_pid(node_dir)
+    return pid is not None and is_process_alive(pid)
+
+
+def _not_ready_error(home: Path, stuck: Sequence[NodeEntry], why: str) -> TestnetNotReady:
+    names = ", ".join(node.name for node in stuck)
+    logs = [path for node in stuck for path in _log_paths(get_node_dir(home, node))]
+    see = logs[0] if logs else get_node_dir(home, stuck[0]) / OUT_FILE
+    return TestnetNotReady(
+        f"{names} did not start ({why}); see {see}",
+        [(path, get_log_tail(path)) for path in logs],
+    )
+
+
+def _log_paths(node_dir: Path) -> list[Path]:
+    return [p for p in (node_dir / OUT_FILE, node_dir / LOG_FILE) if p.is_file()]
+
+
+def get_log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
+    """The last `lines` lines of a log (read from the end: logs grow large)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+# ---------------------------------------------------------------------------------------
+# down
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    """What `down` did to a node: `stopped` (SIGTERM), `killed` (SIGKILL) or `not_running`."""
+
+    name: str
+    pid: int | None
+    outcome: str
+
+
+def down_testnet(
+    home: Path,
+    *,
+    grace: float = DEFAULT_DOWN_GRACE_S,
+    is_ours: IsOurs = is_node_process,
+) -> tuple[StopResult, ...]:
+    """SIGTERM every running node, SIGKILL those still up after `grace` seconds, and
+    remove every pid file. Nodes that died on their own are reported `not_running`."""
+    manifest = load_manifest(home)
+    dirs = {node.name: get_node_dir(home, node) for node in manifest.nodes}
+    pids = {name: get_node_pid(d, is_ours=is_ours) for name, d in dirs.items()}
+    running = {name: pid for name, pid in pids.items() if pid is not None}
+    for pid in running.values():
+        _send(pid, signal.SIGTERM)
+    left = _wait_exit(running, grace)
+    for pid in left.values():
+        _send(pid, signal.SIGKILL)
+    still = _wait_exit(left, _KILL_WAIT_S)
+    for name, d in dirs.items():
+        if name not in still:
+            (d / PID_FILE).unlink(missing_ok=True)
+    if still:
+        raise TestnetError(f"{', '.join(still)} did not exit after SIGKILL", "stop_failed")
+    return tuple(StopResult(name, pid, _outcome(name, running, left)) for name, pid in pids.items())
+
+
+def _outcome(name: str, running: Mapping[str, int], left: Mapping[str, int]) -> str:
+    if name not in running:
+        return "not_running"
+    return "killed" if name in left else "stopped"
+
+
+def _send(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _wait_exit(pids: Mapping[str, int], timeout: float) -> dict[str, int]:
+    """Poll until every pid has exited or `timeout` passed; the ones still alive."""
+    deadline = time.monotonic() + timeout
+    alive = dict(pids)
+    while alive:
+        alive = {name: pid for name, pid in alive.items() if is_process_alive(pid)}
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return alive
