@@ -1,0 +1,304 @@
+"""The commands a transaction carries, and their canonical encoding `[tag, ...fields]`.
+
+Each command checks its own fields when constructed, so a malformed command cannot
+exist in memory: `MalformedTx` in code, `CodecError` when it arrives as bytes. Whether
+the signer may run it and whether the state allows it is decided later, in
+`ledger.permissions` and `ledger.transition`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.codec import expect_bytes, expect_int, expect_list, expect_str, fail
+from ledger.constants import MAX_AMOUNT, PUBLIC_KEY_SIZE
+from ledger.errors import MalformedTx
+from ledger.ids import is_account_id, is_bank_code, operator_of
+
+MAX_BANK_NAME_BYTES = 128
+MAX_REFERENCE_BYTES = 64
+DEFAULT_ROLE = "customer"
+
+_ASSET_RE = re.compile(r"[A-Z]{3,8}")
+_ROLE_RE = re.compile(r"[a-z_]{1,32}")
+
+TAG_REGISTER_BANK = 1
+TAG_ADD_VALIDATOR = 2
+TAG_REMOVE_VALIDATOR = 3
+TAG_CREATE_ACCOUNT = 4
+TAG_ISSUE = 5
+TAG_REDEEM = 6
+TAG_TRANSFER = 7
+TAG_FREEZE = 8
+TAG_UNFREEZE = 9
+
+
+def _check_account(value: object, what: str) -> None:
+    if not isinstance(value, str) or not is_account_id(value):
+        raise MalformedTx(f"{what}: bad account id {value!r}")
+
+
+def _check_bank(value: object, what: str) -> None:
+    if not isinstance(value, str) or not is_bank_code(value):
+        raise MalformedTx(f"{what}: bad bank code {value!r}")
+
+
+def _check_asset(value: object) -> None:
+    if not isinstance(value, str) or _ASSET_RE.fullmatch(value) is None:
+        raise MalformedTx(f"asset: bad asset code {value!r}")
+
+
+def _check_amount(value: object) -> None:
+    if type(value) is not int or not 0 < value <= MAX_AMOUNT:
+        raise MalformedTx(f"amount: expected an integer in [1, {MAX_AMOUNT}], got {value!r}")
+
+
+def _check_key(value: object, what: str, *, optional: bool = False) -> None:
+    sizes = (0, PUBLIC_KEY_SIZE) if optional else (PUBLIC_KEY_SIZE,)
+    if not isinstance(value, bytes) or len(value) not in sizes:
+        raise MalformedTx(f"{what}: expected a {PUBLIC_KEY_SIZE}-byte public key")
+
+
+def _check_text(value: object, max_bytes: int, what: str) -> None:
+    if not isinstance(value, str) or len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise MalformedTx(f"{what}: expected a string of at most {max_bytes} UTF-8 bytes")
+
+
+def is_role_name(value: object) -> bool:
+    return isinstance(value, str) and _ROLE_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterBank:
+    """Admit a bank; also creates its operator (settlement) account admin@<code>."""
+
+    code: str
+    name: str
+    operator_key: bytes
+    node_key: bytes
+
+    def __post_init__(self) -> None:
+        _check_bank(self.code, "code")
+        _check_text(self.name, MAX_BANK_NAME_BYTES, "name")
+        _check_key(self.operator_key, "operator_key")
+        _check_key(self.node_key, "node_key")
+
+
+@dataclass(frozen=True, slots=True)
+class AddValidator:
+    """The bank's registered node key joins the validator set (two heights later)."""
+
+    bank: str
+
+    def __post_init__(self) -> None:
+        _check_bank(self.bank, "bank")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveValidator:
+    """The bank's node key leaves the validator set (two heights later)."""
+
+    bank: str
+
+    def __post_init__(self) -> None:
+        _check_bank(self.bank, "bank")
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAccount:
+    """An empty public key makes a purely custodial account: only its bank moves its funds."""
+
+    account: str
+    public_key: bytes
+    role: str = DEFAULT_ROLE
+
+    def __post_init__(self) -> None:
+        _check_account(self.account, "account")
+        _check_key(self.public_key, "public_key", optional=True)
+        if not is_role_name(self.role):
+            raise MalformedTx(f"role: bad role name {self.role!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """New money from the central bank into a bank's settlement account."""
+
+    to: str
+    asset: str
+    amount: int
+
+    def __post_init__(self) -> None:
+        _check_account(self.to, "to")
+        _check_asset(self.asset)
+        _check_amount(self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    """Money taken out of circulation from a bank's settlement account."""
+
+    from_: str
+    asset: str
+    amount: int
+
+    def __post_init__(self) -> None:
+        _check_account(self.from_, "from")
+        _check_asset(self.asset)
+        _check_amount(self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A payment; `reference` carries an external payment reference such as a KHQR md5."""
+
+    from_: str
+    to: str
+    asset: str
+    amount: int
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        _check_account(self.from_, "from")
+        _check_account(self.to, "to")
+        _check_asset(self.asset)
+        _check_amount(self.amount)
+        _check_text(self.reference, MAX_REFERENCE_BYTES, "reference")
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    account: str
+
+    def __post_init__(self) -> None:
+        _check_account(self.account, "account")
+
+
+@dataclass(frozen=True, slots=True)
+class Unfreeze:
+    account: str
+
+    def __post_init__(self) -> None:
+        _check_account(self.account, "account")
+
+
+Command = (
+    RegisterBank
+    | AddValidator
+    | RemoveValidator
+    | CreateAccount
+    | Issue
+    | Redeem
+    | Transfer
+    | Freeze
+    | Unfreeze
+)
+
+
+def encode_command(cmd: Command) -> list[Any]:
+    """The canonical msgpack-ready form `[tag, ...fields]`."""
+    match cmd:
+        case Transfer():
+            return [TAG_TRANSFER, cmd.from_, cmd.to, cmd.asset, cmd.amount, cmd.reference]
+        case RegisterBank():
+            return [TAG_REGISTER_BANK, cmd.code, cmd.name, cmd.operator_key, cmd.node_key]
+        case AddValidator():
+            return [TAG_ADD_VALIDATOR, cmd.bank]
+        case RemoveValidator():
+            return [TAG_REMOVE_VALIDATOR, cmd.bank]
+        case CreateAccount():
+            return [TAG_CREATE_ACCOUNT, cmd.account, cmd.public_key, cmd.role]
+        case Issue():
+            return [TAG_ISSUE, cmd.to, cmd.asset, cmd.amount]
+        case Redeem():
+            return [TAG_REDEEM, cmd.from_, cmd.asset, cmd.amount]
+        case Freeze():
+            return [TAG_FREEZE, cmd.account]
+        case Unfreeze():
+            return [TAG_UNFREEZE, cmd.account]
+    raise MalformedTx(f"not a command: {type(cmd).__name__}")
+
+
+def _str(obj: Any, what: str) -> str:
+    return expect_str(obj, 256, what)
+
+
+def _int(obj: Any, what: str) -> int:
+    return expect_int(obj, 0, 2**64 - 1, what)
+
+
+# Per tag: the field count after the tag and a builder that type-checks each field.
+_DECODERS: dict[int, tuple[int, Any]] = {
+    TAG_TRANSFER: (
+        5,
+        lambda f: Transfer(
+            _str(f[0], "from"),
+            _str(f[1], "to"),
+            _str(f[2], "asset"),
+            _int(f[3], "amount"),
+            _str(f[4], "reference"),
+        ),
+    ),
+    TAG_REGISTER_BANK: (
+        4,
+        lambda f: RegisterBank(
+            _str(f[0], "code"),
+            _str(f[1], "name"),
+            expect_bytes(f[2], None, "operator_key"),
+            expect_bytes(f[3], None, "node_key"),
+        ),
+    ),
+    TAG_ADD_VALIDATOR: (1, lambda f: AddValidator(_str(f[0], "bank"))),
+    TAG_REMOVE_VALIDATOR: (1, lambda f: RemoveValidator(_str(f[0], "bank"))),
+    TAG_CREATE_ACCOUNT: (
+        3,
+        lambda f: CreateAccount(
+            _str(f[0], "account"), expect_bytes(f[1], None, "public_key"), _str(f[2], "role")
+        ),
+    ),
+    TAG_ISSUE: (
+        3,
+        lambda f: Issue(_str(f[0], "to"), _str(f[1], "asset"), _int(f[2], "amount")),
+    ),
+    TAG_REDEEM: (
+        3,
+        lambda f: Redeem(_str(f[0], "from"), _str(f[1], "asset"), _int(f[2], "amount")),
+    ),
+    TAG_FREEZE: (1, lambda f: Freeze(_str(f[0], "account"))),
+    TAG_UNFREEZE: (1, lambda f: Unfreeze(_str(f[0], "account"))),
+}
+
+
+def decode_command(obj: Any) -> Command:
+    """Inverse of `encode_command`; anything else raises `CodecError`."""
+    items = expect_list(obj, None, "command")
+    if not items:
+        fail("command: empty array", "wrong_length")
+    tag = expect_int(items[0], 0, 255, "command tag")
+    entry = _DECODERS.get(tag)
+    if entry is None:
+        fail(f"command: unknown tag {tag}", "unknown_command")
+    count, build = entry
+    expect_list(items, count + 1, "command")
+    try:
+        cmd: Command = build(items[1:])
+    except MalformedTx as exc:
+        fail(f"command: {exc}", "invalid_field")
+    return cmd
+
+
+def get_command_accounts(cmd: Command) -> tuple[str, ...]:
+    """Every account a command reads or writes, for the account-history index."""
+    match cmd:
+        case Transfer():
+            return (cmd.from_, cmd.to)
+        case CreateAccount() | Freeze() | Unfreeze():
+            return (cmd.account,)
+        case Issue():
+            return (cmd.to,)
+        case Redeem():
+            return (cmd.from_,)
+        case RegisterBank():
+            return (operator_of(cmd.code),)
+    return ()

@@ -1,0 +1,415 @@
+"""Ledger state: typed records, their disk encodings, and a journaled overlay.
+
+`State` sits on a `KeyValueReader` (the committed state). Reads are decoded once and
+cached; writes stay decoded in the overlay and are encoded only by `changes()`, once
+per block. A per-tx journal (`begin`/`commit`/`rollback`) undoes a failed tx exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ledger.codec import (
+    expect_bool,
+    expect_bytes,
+    expect_int,
+    expect_list,
+    expect_list_max,
+    expect_str,
+    expect_version,
+    fail,
+    pack,
+    unpack,
+)
+from ledger.constants import MAX_AMOUNT, PUBLIC_KEY_SIZE
+from ledger.kv import KeyValueReader
+from ledger.schema import (
+    PENDING_VALIDATORS_PREFIX,
+    make_account_key,
+    make_asset_key,
+    make_balance_key,
+    make_bank_key,
+    make_chain_params_key,
+    make_pending_validators_key,
+    make_role_key,
+    make_supply_key,
+    make_validators_key,
+)
+
+RECORD_VERSION = 1
+DEFAULT_TX_TTL_MS = 3_600_000
+DEFAULT_MAX_CLOCK_SKEW_MS = 60_000
+MAX_VALIDATORS = 256
+
+ValidatorSet = tuple[tuple[str, bytes], ...]
+"""((bank_code, node_public_key), ...) sorted by bank code."""
+
+
+def _record(data: bytes, length: int, what: str) -> list[Any]:
+    items = expect_list(unpack(data), length, what)
+    expect_version(items[0], RECORD_VERSION, what)
+    return items
+
+
+def _key(obj: Any, what: str, *, optional: bool = False) -> bytes:
+    value = expect_bytes(obj, None, what)
+    if len(value) != PUBLIC_KEY_SIZE and not (optional and not value):
+        fail(f"{what}: expected a {PUBLIC_KEY_SIZE}-byte key", "wrong_length")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """`nonce` is the next nonce this signer must use; an empty key cannot sign."""
+
+    public_key: bytes
+    role: str
+    nonce: int
+    frozen: bool
+
+    def encode(self) -> bytes:
+        return pack([RECORD_VERSION, self.public_key, self.role, self.nonce, self.frozen])
+
+    @staticmethod
+    def decode(data: bytes) -> Account:
+        items = _record(data, 5, "account")
+        return Account(
+            _key(items[1], "account public_key", optional=True),
+            expect_str(items[2], 32, "account role"),
+            expect_int(items[3], 0, MAX_AMOUNT, "account nonce"),
+            expect_bool(items[4], "account frozen"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Bank:
+    """`validator` says whether the bank is in the latest scheduled validator set."""
+
+    code: str
+    name: str
+    operator_key: bytes
+    node_key: bytes
+    validator: bool
+
+    def encode(self) -> bytes:
+        return pack(
+            [
+                RECORD_VERSION,
+                self.code,
+                self.name,
+                self.operator_key,
+                self.node_key,
+                self.validator,
+            ]
+        )
+
+    @staticmethod
+    def decode(data: bytes) -> Bank:
+        items = _record(data, 6, "bank")
+        return Bank(
+            expect_str(items[1], 16, "bank code"),
+            expect_str(items[2], 128, "bank name"),
+            _key(items[3], "bank operator_key"),
+            _key(items[4], "bank node_key"),
+            expect_bool(items[5], "bank validator"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    code: str
+    decimals: int
+
+    def encode(self) -> bytes:
+        return pack([RECORD_VERSION, self.code, self.decimals])
+
+    @staticmethod
+    def decode(data: bytes) -> Asset:
+        items = _record(data, 3, "asset")
+        return Asset(expect_str(items[1], 8, "asset code"), expect_int(items[2], 0, 18, "decimals"))
+
+
+@dataclass(frozen=True, slots=True)
+class Supply:
+    """Cumulative amounts issued and redeemed; outstanding = issued - redeemed."""
+
+    issued: int
+    redeemed: int
+
+    def encode(self) -> bytes:
+        return pack([RECORD_VERSION, self.issued, self.redeemed])
+
+    @staticmethod
+    def decode(data: bytes) -> Supply:
+        items = _record(data, 3, "supply")
+        return Supply(
+            expect_int(items[1], 0, MAX_AMOUNT, "supply issued"),
+            expect_int(items[2], 0, MAX_AMOUNT, "supply redeemed"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    permissions: frozenset[str]
+
+    def encode(self) -> bytes:
+        return pack([RECORD_VERSION, sorted(self.permissions)])
+
+    @staticmethod
+    def decode(data: bytes) -> Role:
+        items = _record(data, 2, "role")
+        perms = expect_list_max(items[1], 64, "role permissions")
+        return Role(frozenset(expect_str(p, 64, "permission") for p in perms))
+
+
+@dataclass(frozen=True, slots=True)
+class ChainParams:
+    """Per-network values from genesis that the state transition needs."""
+
+    tx_ttl_ms: int = DEFAULT_TX_TTL_MS
+    max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS
+
+    def encode(self) -> bytes:
+        return pack([RECORD_VERSION, self.tx_ttl_ms, self.max_clock_skew_ms])
+
+    @staticmethod
+    def decode(data: bytes) -> ChainParams:
+        items = _record(data, 3, "chain params")
+        return ChainParams(
+            expect_int(items[1], 0, MAX_AMOUNT, "tx_ttl_ms"),
+            expect_int(items[2], 0, MAX_AMOUNT, "max_clock_skew_ms"),
+        )
+
+
+def encode_validator_set(validators: ValidatorSet) -> bytes:
+    return pack([RECORD_VERSION, [[bank, key] for bank, key in validators]])
+
+
+def decode_validator_set(data: bytes) -> ValidatorSet:
+    items = _record(data, 2, "validator set")
+    entries = expect_list_max(items[1], MAX_VALIDATORS, "validators")
+    pairs = [expect_list(e, 2, "validator") for e in entries]
+    return tuple(
+        (expect_str(p[0], 16, "validator bank"), _key(p[1], "validator key")) for p in pairs
+    )
+
+
+def encode_balance(amount: int) -> bytes:
+    return pack(amount)
+
+
+def decode_balance(data: bytes) -> int:
+    return expect_int(unpack(data), 0, MAX_AMOUNT, "balance")
+
+
+def get_validator_set(reader: KeyValueReader, height: int) -> ValidatorSet:
+    """The validator set that decides `height`, read from the state committed at
+    `height - 1` (or `height - 2`).
+
+    Rule: a validator change committed in block h takes effect at height h + 2. It is
+    stored as a pending set under `make_pending_validators_key(h + 2)` and promoted to the
+    current set when the block at h + 2 is executed. So the set for `height` is the
+    latest pending set at or below `height`, else the current set.
+    """
+    start = make_pending_validators_key(height)
+    for _key_bytes, value in reader.iterate(PENDING_VALIDATORS_PREFIX, start=start, reverse=True):
+        return decode_validator_set(value)
+    raw = reader.get(make_validators_key())
+    return decode_validator_set(raw) if raw is not None else ()
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+_MISSING: Any = object()
+
+
+class _Table(Generic[K, V]):
+    """One kind of record in the overlay: decoded values by key, and which keys changed."""
+
+    __slots__ = ("default", "dirty", "encode", "load", "make_key", "values")
+
+    def __init__(
+        self,
+        reader: KeyValueReader,
+        make_key: Callable[[K], bytes],
+        decode: Callable[[bytes], V],
+        encode: Callable[[V], bytes | None],
+        default: V,
+    ) -> None:
+        self.values: dict[K, V] = {}
+        self.dirty: set[K] = set()
+        self.make_key = make_key
+        self.encode = encode
+        self.default = default
+
+        def load(key: K) -> V:
+            raw = reader.get(make_key(key))
+            return default if raw is None else decode(raw)
+
+        self.load = load
+
+    def get(self, key: K) -> V:
+        values = self.values
+        if key in values:
+            return values[key]
+        value = self.load(key)
+        values[key] = value
+        return value
+
+    def set(self, key: K, value: V, journal: list[Any] | None) -> None:
+        if journal is not None:
+            journal.append((self, key, self.values.get(key, _MISSING), key in self.dirty))
+        self.values[key] = value
+        self.dirty.add(key)
+
+    def undo(self, key: K, old: V, was_dirty: bool) -> None:
+        if old is _MISSING:
+            self.values.pop(key, None)
+        else:
+            self.values[key] = old
+        if not was_dirty:
+            self.dirty.discard(key)
+
+    def changes(self) -> Iterator[tuple[bytes, bytes | None]]:
+        for key in self.dirty:
+            yield self.make_key(key), self.encode(self.values[key])
+
+
+def _or_none(encode: Callable[[Any], bytes]) -> Callable[[Any], bytes | None]:
+    """Records encode to bytes; an absent record (None) is a delete."""
+    return lambda value: None if value is None else encode(value)
+
+
+class State:
+    """A journaled, caching overlay on committed state. Not thread-safe; one per block."""
+
+    def __init__(self, reader: KeyValueReader) -> None:
+        self._journal: list[Any] | None = None
+        self._accounts: _Table[str, Account | None] = _Table(
+            reader, make_account_key, Account.decode, _or_none(Account.encode), None
+        )
+        self._balances: _Table[tuple[str, str], int] = _Table(
+            reader,
+            lambda k: make_balance_key(k[0], k[1]),
+            decode_balance,
+            lambda v: encode_balance(v) if v else None,
+            0,
+        )
+        self._banks: _Table[str, Bank | None] = _Table(
+            reader, make_bank_key, Bank.decode, _or_none(Bank.encode), None
+        )
+        self._assets: _Table[str, Asset | None] = _Table(
+            reader, make_asset_key, Asset.decode, _or_none(Asset.encode), None
+        )
+        self._supplies: _Table[str, Supply] = _Table(
+            reader, make_supply_key, Supply.decode, Supply.encode, Supply(0, 0)
+        )
+        self._roles: _Table[str, Role | None] = _Table(
+            reader, make_role_key, Role.decode, _or_none(Role.encode), None
+        )
+        self._validators: _Table[int | None, ValidatorSet | None] = _Table(
+            reader,
+            lambda h: make_validators_key() if h is None else make_pending_validators_key(h),
+            decode_validator_set,
+            _or_none(encode_validator_set),
+            None,
+        )
+        self._params: _Table[None, ChainParams | None] = _Table(
+            reader,
+            lambda _: make_chain_params_key(),
+            ChainParams.decode,
+            _or_none(ChainParams.encode),
+            None,
+        )
+        self._tables: tuple[_Table[Any, Any], ...] = (
+            self._accounts,
+            self._balances,
+            self._banks,
+            self._assets,
+            self._supplies,
+            self._roles,
+            self._validators,
+            self._params,
+        )
+
+    # Reads.
+    def get_account(self, account: str) -> Account | None:
+        return self._accounts.get(account)
+
+    def get_balance(self, account: str, asset: str) -> int:
+        return self._balances.get((account, asset))
+
+    def get_bank(self, code: str) -> Bank | None:
+        return self._banks.get(code)
+
+    def get_asset(self, code: str) -> Asset | None:
+        return self._assets.get(code)
+
+    def get_supply(self, asset: str) -> Supply:
+        return self._supplies.get(asset)
+
+    def get_role(self, name: str) -> Role | None:
+        return self._roles.get(name)
+
+    def get_validators(self) -> ValidatorSet:
+        """The current validator set (the one deciding the block being executed)."""
+        return self._validators.get(None) or ()
+
+    def get_pending_validators(self, height: int) -> ValidatorSet | None:
+        return self._validators.get(height)
+
+    def get_params(self) -> ChainParams:
+        return self._params.get(None) or ChainParams()
+
+    # Writes (journaled between begin and commit/rollback).
+    def set_account(self, account: str, record: Account) -> None:
+        self._accounts.set(account, record, self._journal)
+
+    def set_balance(self, account: str, asset: str, amount: int) -> None:
+        self._balances.set((account, asset), amount, self._journal)
+
+    def set_bank(self, bank: Bank) -> None:
+        self._banks.set(bank.code, bank, self._journal)
+
+    def set_asset(self, asset: Asset) -> None:
+        self._assets.set(asset.code, asset, self._journal)
+
+    def set_supply(self, asset: str, supply: Supply) -> None:
+        self._supplies.set(asset, supply, self._journal)
+
+    def set_role(self, name: str, role: Role) -> None:
+        self._roles.set(name, role, self._journal)
+
+    def set_validators(self, validators: ValidatorSet) -> None:
+        self._validators.set(None, validators, self._journal)
+
+    def set_pending_validators(self, height: int, validators: ValidatorSet | None) -> None:
+        """Schedule the set that takes effect at `height`; None removes the schedule."""
+        self._validators.set(height, validators, self._journal)
+
+    def set_params(self, params: ChainParams) -> None:
+        self._params.set(None, params, self._journal)
+
+    # Journal.
+    def begin(self) -> None:
+        """Start recording undo entries for one tx."""
+        self._journal = []
+
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        """Undo every write since `begin`, leaving the overlay exactly as it was."""
+        journal = self._journal or []
+        for table, key, old, was_dirty in reversed(journal):
+            table.undo(key, old, was_dirty)
+        self._journal = None
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        """Every state key written so far -> its new encoding (None: deleted)."""
+        out: dict[bytes, bytes | None] = {}
+        for table in self._tables:
+            out.update(table.changes())
+        return out

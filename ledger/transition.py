@@ -1,0 +1,376 @@
+"""The state transition: `process_*` per command, `apply_tx` per tx, `apply_block` per block.
+
+Written as an executable spec: each `process_*` runs its checks first (one comment each,
+raising a `LedgerError` with a stable code) and mutates last. `apply_tx` runs a tx on a
+journaled overlay and rolls it back on the first failure, so a rejected tx changes nothing.
+Signatures are checked before this module (`ledger.tx.check_tx_stateless`); here only
+the state decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ledger.codec import pack
+from ledger.commands import (
+    AddValidator,
+    Command,
+    CreateAccount,
+    Freeze,
+    Issue,
+    Redeem,
+    RegisterBank,
+    RemoveValidator,
+    Transfer,
+    Unfreeze,
+    get_command_accounts,
+)
+from ledger.constants import MAX_AMOUNT
+from ledger.crypto import sha256
+from ledger.errors import (
+    AccountExists,
+    AccountFrozen,
+    BadNonce,
+    BadSignature,
+    BankExists,
+    Expired,
+    FutureTx,
+    InsufficientFunds,
+    InvalidCommand,
+    LedgerError,
+    Overflow,
+    UnknownAccount,
+    UnknownAsset,
+    UnknownBank,
+    ValidatorError,
+    WrongChain,
+)
+from ledger.ids import bank_of, central_bank_operator, is_operator, operator_of
+from ledger.kv import KeyValueReader
+from ledger.permissions import BANK_ROLE, check_permission
+from ledger.state import MAX_VALIDATORS, Account, Bank, State, Supply, ValidatorSet
+from ledger.tx import SignedTx, is_signed_by
+
+VALIDATOR_CHANGE_DELAY = 2
+"""A validator change committed in block h takes effect at height h + 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContext:
+    chain_id: str
+    height: int
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    """`code` is None when applied, else the rejection reason. `accounts` lists every
+    account the tx names (signer included), sorted, for the account-history index."""
+
+    tx_hash: bytes
+    code: str | None
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    state_hash: bytes
+    changes: dict[bytes, bytes | None]
+    results: tuple[TxResult, ...]
+
+    @property
+    def included(self) -> tuple[TxResult, ...]:
+        """Results of the txs that applied (a proposer keeps exactly these txs)."""
+        return tuple(r for r in self.results if r.code is None)
+
+
+def compute_state_hash(prev_state_hash: bytes, changes: Mapping[bytes, bytes | None]) -> bytes:
+    """Fold one block's sorted state changes into the previous state hash."""
+    pairs = [[key, changes[key]] for key in sorted(changes)]
+    return sha256(prev_state_hash + sha256(pack(pairs)))
+
+
+def _get_live_account(state: State, account: str) -> Account:
+    """An existing, unfrozen account (frozen accounts neither send nor receive)."""
+    record = state.get_account(account)
+    if record is None:
+        raise UnknownAccount(f"no account {account}")
+    if record.frozen:
+        raise AccountFrozen(f"account {account} is frozen")
+    return record
+
+
+def _check_asset(state: State, asset: str) -> None:
+    if state.get_asset(asset) is None:
+        raise UnknownAsset(f"no asset {asset}")
+
+
+def process_transfer(state: State, signer: str, cmd: Transfer) -> None:
+    # Sender and receiver differ.
+    if cmd.from_ == cmd.to:
+        raise InvalidCommand("transfer to the same account")
+    # Both accounts exist and neither is frozen.
+    _get_live_account(state, cmd.from_)
+    _get_live_account(state, cmd.to)
+    # The asset exists.
+    _check_asset(state, cmd.asset)
+    # The sender has the funds.
+    sender_balance = state.get_balance(cmd.from_, cmd.asset)
+    if sender_balance < cmd.amount:
+        raise InsufficientFunds(f"{cmd.from_} has {sender_balance}, needs {cmd.amount}")
+    # The receiver's balance stays within 2**63-1.
+    receiver_balance = state.get_balance(cmd.to, cmd.asset)
+    if receiver_balance + cmd.amount > MAX_AMOUNT:
+        raise Overflow(f"{cmd.to} balance would overflow")
+    state.set_balance(cmd.from_, cmd.asset, sender_balance - cmd.amount)
+    state.set_balance(cmd.to, cmd.asset, receiver_balance + cmd.amount)
+
+
+def _check_settlement_account(state: State, account: str) -> None:
+    # Money enters and leaves only through a bank's settlement account admin@<bank>.
+    if not is_operator(account):
+        raise InvalidCommand(f"{account} is not a settlement account")
+    # That bank is registered.
+    if state.get_bank(bank_of(account)) is None:
+        raise UnknownBank(f"no bank {bank_of(account)}")
+    # The account exists and is not frozen.
+    _get_live_account(state, account)
+
+
+def process_issue(state: State, signer: str, cmd: Issue) -> None:
+    # Into an existing, unfrozen settlement account of a registered bank.
+    _check_settlement_account(state, cmd.to)
+    # The asset exists.
+    _check_asset(state, cmd.asset)
+    # Neither the balance nor the cumulative issued amount exceeds 2**63-1.
+    balance = state.get_balance(cmd.to, cmd.asset)
+    supply = state.get_supply(cmd.asset)
+    if max(balance, supply.issued) + cmd.amount > MAX_AMOUNT:
+        raise Overflow(f"issuing {cmd.amount} {cmd.asset} would overflow")
+    state.set_balance(cmd.to, cmd.asset, balance + cmd.amount)
+    state.set_supply(cmd.asset, Supply(supply.issued + cmd.amount, supply.redeemed))
+
+
+def process_redeem(state: State, signer: str, cmd: Redeem) -> None:
+    # Out of an existing, unfrozen settlement account of a registered bank.
+    _check_settlement_account(state, cmd.from_)
+    # The asset exists.
+    _check_asset(state, cmd.asset)
+    # The account holds the amount (so redeemed never exceeds issued).
+    balance = state.get_balance(cmd.from_, cmd.asset)
+    if balance < cmd.amount:
+        raise InsufficientFunds(f"{cmd.from_} has {balance}, needs {cmd.amount}")
+    supply = state.get_supply(cmd.asset)
+    state.set_balance(cmd.from_, cmd.asset, balance - cmd.amount)
+    state.set_supply(cmd.asset, Supply(supply.issued, supply.redeemed + cmd.amount))
+
+
+def process_create_account(state: State, signer: str, cmd: CreateAccount) -> None:
+    # The account's bank is registered.
+    if state.get_bank(bank_of(cmd.account)) is None:
+        raise UnknownBank(f"no bank {bank_of(cmd.account)}")
+    # The account does not exist yet.
+    if state.get_account(cmd.account) is not None:
+        raise AccountExists(f"account {cmd.account} exists")
+    # The role is defined.
+    if state.get_role(cmd.role) is None:
+        raise InvalidCommand(f"no role {cmd.role}")
+    state.set_account(cmd.account, Account(cmd.public_key, cmd.role, 0, False))
+
+
+def process_register_bank(state: State, signer: str, cmd: RegisterBank) -> None:
+    # The bank code is free.
+    if state.get_bank(cmd.code) is not None:
+        raise BankExists(f"bank {cmd.code} exists")
+    # Its operator account does not exist yet.
+    operator = operator_of(cmd.code)
+    if state.get_account(operator) is not None:
+        raise AccountExists(f"account {operator} exists")
+    state.set_bank(Bank(cmd.code, cmd.name, cmd.operator_key, cmd.node_key, False))
+    state.set_account(operator, Account(cmd.operator_key, BANK_ROLE, 0, False))
+
+
+def _check_freezable(state: State, account: str) -> Account:
+    # The account exists.
+    record = state.get_account(account)
+    if record is None:
+        raise UnknownAccount(f"no account {account}")
+    # The central bank's operator is never frozen: it would halt all administration.
+    if account == central_bank_operator():
+        raise InvalidCommand("the central bank operator cannot be frozen")
+    return record
+
+
+def process_freeze(state: State, signer: str, cmd: Freeze) -> None:
+    # An existing account other than the central bank's operator.
+    record = _check_freezable(state, cmd.account)
+    # Not frozen already.
+    if record.frozen:
+        raise InvalidCommand(f"account {cmd.account} is already frozen")
+    state.set_account(cmd.account, Account(record.public_key, record.role, record.nonce, True))
+
+
+def process_unfreeze(state: State, signer: str, cmd: Unfreeze) -> None:
+    # An existing account other than the central bank's operator.
+    record = _check_freezable(state, cmd.account)
+    # Currently frozen.
+    if not record.frozen:
+        raise InvalidCommand(f"account {cmd.account} is not frozen")
+    state.set_account(cmd.account, Account(record.public_key, record.role, record.nonce, False))
+
+
+def get_scheduled_validators(state: State, height: int) -> ValidatorSet:
+    """The latest validator set scheduled while executing block `height`: what a new
+    change in this block builds on."""
+    for at in range(height + VALIDATOR_CHANGE_DELAY, height, -1):
+        pending = state.get_pending_validators(at)
+        if pending is not None:
+            return pending
+    return state.get_validators()
+
+
+def _get_bank(state: State, code: str) -> Bank:
+    bank = state.get_bank(code)
+    if bank is None:
+        raise UnknownBank(f"no bank {code}")
+    return bank
+
+
+def _schedule(state: State, ctx: BlockContext, bank: Bank, members: ValidatorSet) -> None:
+    state.set_pending_validators(ctx.height + VALIDATOR_CHANGE_DELAY, tuple(sorted(members)))
+    validator = any(code == bank.code for code, _ in members)
+    state.set_bank(Bank(bank.code, bank.name, bank.operator_key, bank.node_key, validator))
+
+
+def process_add_validator(state: State, ctx: BlockContext, signer: str, cmd: AddValidator) -> None:
+    # The bank is registered.
+    bank = _get_bank(state, cmd.bank)
+    scheduled = get_scheduled_validators(state, ctx.height)
+    # It is not (scheduled to be) a validator already.
+    if any(code == bank.code for code, _ in scheduled):
+        raise ValidatorError(f"bank {bank.code} is already a validator")
+    # Its node key is not already a validator's key.
+    if any(key == bank.node_key for _, key in scheduled):
+        raise ValidatorError(f"node key of {bank.code} already validates")
+    # The set stays within MAX_VALIDATORS.
+    if len(scheduled) >= MAX_VALIDATORS:
+        raise ValidatorError(f"at most {MAX_VALIDATORS} validators")
+    _schedule(state, ctx, bank, (*scheduled, (bank.code, bank.node_key)))
+
+
+def process_remove_validator(
+    state: State, ctx: BlockContext, signer: str, cmd: RemoveValidator
+) -> None:
+    # The bank is registered.
+    bank = _get_bank(state, cmd.bank)
+    scheduled = get_scheduled_validators(state, ctx.height)
+    remaining = tuple(v for v in scheduled if v[0] != bank.code)
+    # It is (scheduled to be) a validator.
+    if len(remaining) == len(scheduled):
+        raise ValidatorError(f"bank {bank.code} is not a validator")
+    # The set never becomes empty.
+    if not remaining:
+        raise ValidatorError("the last validator cannot be removed")
+    _schedule(state, ctx, bank, remaining)
+
+
+def process_command(state: State, ctx: BlockContext, signer: str, cmd: Command) -> None:
+    """Permission first, then the command's own rules."""
+    check_permission(state, signer, cmd)
+    match cmd:
+        case Transfer():
+            process_transfer(state, signer, cmd)
+        case CreateAccount():
+            process_create_account(state, signer, cmd)
+        case Issue():
+            process_issue(state, signer, cmd)
+        case Redeem():
+            process_redeem(state, signer, cmd)
+        case Freeze():
+            process_freeze(state, signer, cmd)
+        case Unfreeze():
+            process_unfreeze(state, signer, cmd)
+        case RegisterBank():
+            process_register_bank(state, signer, cmd)
+        case AddValidator():
+            process_add_validator(state, ctx, signer, cmd)
+        case RemoveValidator():
+            process_remove_validator(state, ctx, signer, cmd)
+
+
+def check_tx_timing(state: State, ctx: BlockContext, tx: SignedTx) -> None:
+    """Stale txs expire; txs from too far in the future wait (mempool) or are rejected."""
+    params = state.get_params()
+    created_at = tx.body.created_at
+    # Not older than the chain's tx time-to-live.
+    if created_at < ctx.time_ms - params.tx_ttl_ms:
+        raise Expired(f"tx created at {created_at} expired before {ctx.time_ms}")
+    # Not further ahead of block time than the allowed clock skew.
+    if created_at > ctx.time_ms + params.max_clock_skew_ms:
+        raise FutureTx(f"tx created at {created_at} is ahead of block time {ctx.time_ms}")
+
+
+def process_tx(state: State, ctx: BlockContext, tx: SignedTx) -> None:
+    """Tx-level checks, the nonce bump, then every command; raises on the first failure."""
+    body = tx.body
+    # Meant for this chain.
+    if body.chain_id != ctx.chain_id:
+        raise WrongChain(f"tx is for chain {body.chain_id!r}")
+    # Neither expired nor from the future.
+    check_tx_timing(state, ctx, tx)
+    # The signer exists.
+    signer = state.get_account(body.signer)
+    if signer is None:
+        raise UnknownAccount(f"no account {body.signer}")
+    # The signer's own key is among the (already verified) signatures.
+    if not signer.public_key or not is_signed_by(tx, signer.public_key):
+        raise BadSignature(f"tx is not signed by the key of {body.signer}")
+    # The signer is not frozen.
+    if signer.frozen:
+        raise AccountFrozen(f"account {body.signer} is frozen")
+    # The nonce is the signer's next one.
+    if body.nonce != signer.nonce:
+        raise BadNonce(f"nonce {body.nonce}, expected {signer.nonce}")
+    state.set_account(body.signer, Account(signer.public_key, signer.role, signer.nonce + 1, False))
+    for cmd in body.commands:
+        process_command(state, ctx, body.signer, cmd)
+
+
+def get_tx_accounts(tx: SignedTx) -> tuple[str, ...]:
+    """Every account a tx names, sorted and unique."""
+    names = {tx.body.signer}
+    for cmd in tx.body.commands:
+        names.update(get_command_accounts(cmd))
+    return tuple(sorted(names))
+
+
+def apply_tx(state: State, ctx: BlockContext, tx: SignedTx) -> TxResult:
+    """Apply one tx atomically: all of it, or (on rejection) nothing at all."""
+    state.begin()
+    try:
+        process_tx(state, ctx, tx)
+    except LedgerError as exc:
+        state.rollback()
+        return TxResult(tx.hash, exc.code, get_tx_accounts(tx))
+    state.commit()
+    return TxResult(tx.hash, None, get_tx_accounts(tx))
+
+
+def process_block_start(state: State, ctx: BlockContext) -> None:
+    """Promote the validator set scheduled for this height, if any."""
+    pending = state.get_pending_validators(ctx.height)
+    if pending is not None:
+        state.set_validators(pending)
+        state.set_pending_validators(ctx.height, None)
+
+
+def apply_block(
+    reader: KeyValueReader, prev_state_hash: bytes, ctx: BlockContext, txs: Sequence[SignedTx]
+) -> BlockResult:
+    """Execute a block's txs in order on an overlay of `reader` (state after ctx.height-1)."""
+    state = State(reader)
+    process_block_start(state, ctx)
+    results = tuple(apply_tx(state, ctx, tx) for tx in txs)
+    changes = state.changes()
+    return BlockResult(compute_state_hash(prev_state_hash, changes), changes, results)

@@ -1,0 +1,226 @@
+"""Transactions: a body of commands from one signer, and the signatures over its hash.
+
+Wire form of a signed tx: `[version, body_bytes, [[public_key, signature], ...]]`, where
+`body_bytes` is the canonical encoding of `[version, chain_id, signer, nonce, created_at,
+[command, ...], memo]`. Carrying the body as bytes lets the hash (`sha256(body_bytes)`)
+be computed once, straight from what arrived, without re-encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.codec import (
+    expect_bytes,
+    expect_int,
+    expect_list,
+    expect_list_max,
+    expect_str,
+    expect_version,
+    fail,
+    pack,
+    unpack,
+)
+from ledger.commands import Command, decode_command, encode_command
+from ledger.constants import (
+    DOMAIN_TX,
+    MAX_COMMANDS_PER_TX,
+    MAX_MEMO_BYTES,
+    MAX_TX_BYTES,
+    PUBLIC_KEY_SIZE,
+    SIGNATURE_SIZE,
+    TX_VERSION,
+)
+from ledger.crypto import PrivateKey, sha256, signing_root_of_hash, verify_root
+from ledger.errors import BadSignature, MalformedTx, WrongChain
+from ledger.ids import is_account_id
+
+MAX_CHAIN_ID_BYTES = 64
+MAX_SIGNATURES = 8
+MAX_TIMESTAMP = 2**63 - 1
+MAX_NONCE = 2**63 - 1
+
+
+def _check_body(body: TxBody) -> None:
+    # Only the one body version this code understands.
+    if body.version != TX_VERSION:
+        raise MalformedTx(f"version: unknown tx version {body.version!r}")
+    # A chain id is short non-empty text.
+    if not isinstance(body.chain_id, str) or not 0 < len(body.chain_id) <= MAX_CHAIN_ID_BYTES:
+        raise MalformedTx("chain_id: expected 1 to 64 characters")
+    # The signer is an account id.
+    if not isinstance(body.signer, str) or not is_account_id(body.signer):
+        raise MalformedTx(f"signer: bad account id {body.signer!r}")
+    # Nonce and creation time are non-negative 63-bit integers.
+    for name, value in (("nonce", body.nonce), ("created_at", body.created_at)):
+        if type(value) is not int or not 0 <= value <= MAX_TIMESTAMP:
+            raise MalformedTx(f"{name}: expected an integer in [0, 2**63-1]")
+    # Between one and MAX_COMMANDS_PER_TX commands, as a tuple.
+    if not isinstance(body.commands, tuple) or not 0 < len(body.commands) <= MAX_COMMANDS_PER_TX:
+        raise MalformedTx(f"commands: expected 1 to {MAX_COMMANDS_PER_TX} commands")
+    # The memo fits in MAX_MEMO_BYTES of UTF-8.
+    if not isinstance(body.memo, str) or len(body.memo.encode("utf-8", "surrogatepass")) > (
+        MAX_MEMO_BYTES
+    ):
+        raise MalformedTx(f"memo: longer than {MAX_MEMO_BYTES} UTF-8 bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class TxBody:
+    """What the signer signs. Construction checks every field (`MalformedTx`)."""
+
+    version: int
+    chain_id: str
+    signer: str
+    nonce: int
+    created_at: int
+    commands: tuple[Command, ...]
+    memo: str = ""
+
+    def __post_init__(self) -> None:
+        _check_body(self)
+
+    def encode(self) -> bytes:
+        return pack(
+            [
+                self.version,
+                self.chain_id,
+                self.signer,
+                self.nonce,
+                self.created_at,
+                [encode_command(cmd) for cmd in self.commands],
+                self.memo,
+            ]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TxSignature:
+    public_key: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, bytes) or len(self.public_key) != PUBLIC_KEY_SIZE:
+            raise MalformedTx(f"signature: public key must be {PUBLIC_KEY_SIZE} bytes")
+        if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_SIZE:
+            raise MalformedTx(f"signature: signature must be {SIGNATURE_SIZE} bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A body and its signatures. `hash` is sha256 of the canonical body bytes, computed
+    once at construction (or taken from the decoded bytes) and never again."""
+
+    body: TxBody
+    signatures: tuple[TxSignature, ...]
+    body_bytes: bytes = field(init=False, repr=False, compare=False)
+    hash: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.body, TxBody):
+            raise MalformedTx("body: expected a TxBody")
+        if not isinstance(self.signatures, tuple) or len(self.signatures) > MAX_SIGNATURES:
+            raise MalformedTx(f"signatures: expected a tuple of at most {MAX_SIGNATURES}")
+        body_bytes = self.body.encode()
+        object.__setattr__(self, "body_bytes", body_bytes)
+        object.__setattr__(self, "hash", sha256(body_bytes))
+
+    def encode(self) -> bytes:
+        sigs = [[s.public_key, s.signature] for s in self.signatures]
+        return pack([TX_VERSION, self.body_bytes, sigs])
+
+    @staticmethod
+    def decode(data: bytes) -> SignedTx:
+        """Strict inverse of `encode`: anything but a canonical signed tx is a `CodecError`."""
+        outer = expect_list(unpack(data, MAX_TX_BYTES), 3, "tx")
+        expect_version(outer[0], TX_VERSION, "tx")
+        body_bytes = expect_bytes(outer[1], None, "tx body")
+        raw_sigs = expect_list_max(outer[2], MAX_SIGNATURES, "tx signatures")
+        body_obj = unpack(body_bytes, MAX_TX_BYTES)
+        try:
+            body = _body_from_obj(body_obj)
+            signatures = tuple(_signature_from_obj(s) for s in raw_sigs)
+        except MalformedTx as exc:
+            fail(f"tx: {exc}", "invalid_field")
+        if pack(body_obj) != body_bytes or pack(outer) != data:
+            fail("tx: not the canonical encoding", "non_canonical")
+        return _assemble(body, signatures, body_bytes)
+
+
+def _assemble(body: TxBody, signatures: tuple[TxSignature, ...], body_bytes: bytes) -> SignedTx:
+    """Build a SignedTx from already-checked canonical parts, skipping the re-encode."""
+    tx = object.__new__(SignedTx)
+    object.__setattr__(tx, "body", body)
+    object.__setattr__(tx, "signatures", signatures)
+    object.__setattr__(tx, "body_bytes", body_bytes)
+    object.__setattr__(tx, "hash", sha256(body_bytes))
+    return tx
+
+
+def _body_from_obj(obj: Any) -> TxBody:
+    items = expect_list(obj, 7, "tx body")
+    expect_version(items[0], TX_VERSION, "tx body")
+    raw_commands = expect_list_max(items[5], MAX_COMMANDS_PER_TX, "tx commands")
+    return TxBody(
+        version=items[0],
+        chain_id=expect_str(items[1], MAX_CHAIN_ID_BYTES, "chain_id"),
+        signer=expect_str(items[2], 64, "signer"),
+        nonce=expect_int(items[3], 0, MAX_NONCE, "nonce"),
+        created_at=expect_int(items[4], 0, MAX_TIMESTAMP, "created_at"),
+        commands=tuple(decode_command(c) for c in raw_commands),
+        memo=expect_str(items[6], MAX_MEMO_BYTES, "memo"),
+    )
+
+
+def _signature_from_obj(obj: Any) -> TxSignature:
+    items = expect_list(obj, 2, "signature")
+    return TxSignature(
+        expect_bytes(items[0], PUBLIC_KEY_SIZE, "signature public key"),
+        expect_bytes(items[1], SIGNATURE_SIZE, "signature"),
+    )
+
+
+def compute_tx_signing_root(tx_hash: bytes) -> bytes:
+    return signing_root_of_hash(DOMAIN_TX, tx_hash)
+
+
+def sign_tx(body: TxBody, key: PrivateKey) -> SignedTx:
+    """Sign a body with one key (more signatures can be added with `add_signature`)."""
+    return add_signature(SignedTx(body, ()), key)
+
+
+def add_signature(tx: SignedTx, key: PrivateKey) -> SignedTx:
+    signature = TxSignature(key.public_key, key.sign_root(compute_tx_signing_root(tx.hash)))
+    return _assemble(tx.body, (*tx.signatures, signature), tx.body_bytes)
+
+
+def is_signature_valid(tx: SignedTx) -> bool:
+    """True if the tx has at least one signature and every one verifies. The expensive
+    part of admission: nodes cache its verdict by tx hash."""
+    if not tx.signatures:
+        return False
+    root = compute_tx_signing_root(tx.hash)
+    return all(verify_root(s.public_key, root, s.signature) for s in tx.signatures)
+
+
+def is_signed_by(tx: SignedTx, public_key: bytes) -> bool:
+    """Whether `public_key` is among the signers (whose signatures are checked statelessly)."""
+    return any(s.public_key == public_key for s in tx.signatures)
+
+
+def check_tx_stateless(tx: SignedTx, chain_id: str) -> None:
+    """Everything about a tx that needs no state: size, shape, chain, signatures."""
+    # Fits the wire limit.
+    if len(tx.encode()) > MAX_TX_BYTES:
+        raise MalformedTx(f"tx larger than {MAX_TX_BYTES} bytes")
+    # At least one signature, no key twice.
+    keys = [s.public_key for s in tx.signatures]
+    if not keys or len(set(keys)) != len(keys):
+        raise MalformedTx("tx needs at least one signature and no duplicate signer key")
+    # Meant for this chain.
+    if tx.body.chain_id != chain_id:
+        raise WrongChain(f"tx is for chain {tx.body.chain_id!r}, this is {chain_id!r}")
+    # Every signature verifies.
+    if not is_signature_valid(tx):
+        raise BadSignature(f"tx {tx.hash.hex()}: a signature does not verify")
