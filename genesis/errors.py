@@ -1,0 +1,11 @@
+"""The genesis package's one exception: a bad document, named by its JSON path."""
+
+from __future__ import annotations
+
+from ledger.errors import LedgerError
+
+
+class GenesisError(LedgerError):
+    """The message starts with the JSON path of the bad field, e.g. `banks[2].node_key`."""
+
+    code = "invalid_genesis"
