@@ -453,18 +453,26 @@ def _read_pid(node_dir: Path) -> int | None:
 
 
 def start_node(node_dir: Path, command: NodeCommand = default_node_command) -> int:
-    """Start a node detached from this terminal, output appended to node.out; its pid."""
-    with (node_dir / OUT_FILE).open("ab") as out:
-        process = subprocess.Popen(
-            command(node_dir.resolve()),
-            cwd=node_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    """Start a node in its own session (no terminal, stdin /dev/null, output appended to
+    node.out) and record its pid. posix_spawn leaves no Popen object to outlive us."""
+    args = command(node_dir.resolve())
+    out = os.open(node_dir / OUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        pid = os.posix_spawnp(
+            args[0],
+            args,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, out, 1),
+                (os.POSIX_SPAWN_DUP2, out, 2),
+            ],
+            setsid=True,
         )
-    (node_dir / PID_FILE).write_text(f"{process.pid}\n")
-    return process.pid
+    finally:
+        os.close(out)
+    (node_dir / PID_FILE).write_text(f"{pid}\n")
+    return pid
 
 
 # ---------------------------------------------------------------------------------------
