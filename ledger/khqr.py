@@ -131,7 +131,7 @@ _ADDITIONAL_SUBS: Final = (
 
 _DIGITS: Final = re.compile(r"[0-9]+")
 _CRC_HEX: Final = re.compile(r"[0-9A-F]{4}")
-_AMOUNT_TEXT: Final = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+_AMOUNT_TEXT: Final = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 _LETTERS2: Final = re.compile(r"[A-Za-z]{2}")
 _MCC: Final = re.compile(r"[0-9]{4}")
 _COUNTRY: Final = re.compile(r"[A-Z]{2}")
@@ -426,15 +426,16 @@ def _parse_template(tag: str, value: str | None) -> dict[str, str]:
 
 
 def _parse_amount(text: str | None, currency: str) -> int | None:
+    """Reads what other SDK versions write too: USD `12.5` and `12.00` mean 1250 and 1200."""
     if text is None:
         return None
     # the amount's text fits the SDK's 13 characters
     if len(text) > MAX_AMOUNT_TEXT:
         raise _fail("too_long", f"amount {text!r}: at most {MAX_AMOUNT_TEXT} characters")
     match = _AMOUNT_TEXT.fullmatch(text)
-    # the amount is a plain decimal number
+    # the amount is a plain decimal number without leading zeros
     if match is None:
-        raise _fail("bad_amount", f"amount {text!r}: expected digits with an optional fraction")
+        raise _fail("bad_amount", f"amount {text!r}: expected a decimal like 15000 or 12.50")
     whole, fraction = match.group(1), match.group(2) or ""
     # riel are whole
     if fraction and CURRENCY_DECIMALS[currency] == 0:
