@@ -115,8 +115,8 @@ def init_command(
             wallet=write_wallet,
         )
     click.echo(
-        f"created testnet {manifest.chain_id} in {home}: {manifest.validator_count} validators,"
-        f" {len(manifest.nodes) - manifest.validator_count} observers"
+        f"created testnet {manifest.chain_id} in {home}: validators {manifest.validator_count},"
+        f" observers {len(manifest.nodes) - manifest.validator_count}"
     )
     click.echo(f"start it with: bakong testnet up --home {home}")
 

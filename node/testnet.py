@@ -32,9 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from genesis.builder import BankKeys, build_testnet
+from genesis.document import Genesis
+from genesis.load import save_genesis_file
+from genesis.validation import parse_genesis
 from ledger.crypto import PrivateKey, write_key_file
 from ledger.errors import LedgerError
-from ledger.ids import AccountId
+from ledger.ids import AccountId, operator_of
 from node.config import ConsensusConfig, HttpConfig, NodeConfig, P2PConfig, render_config
 
 DEFAULT_CHAIN_ID: Final = "bakong-testnet"
@@ -60,7 +64,9 @@ _MAX_PORT: Final = 65535
 _POLL_S: Final = 0.2
 _STATUS_TIMEOUT_S: Final = 1.0
 _KILL_WAIT_S: Final = 5.0
-_LOG_TAIL_LINES: Final = 15
+_LOG_TAIL_LINES: Final = 12
+# `up` shows the tails of this many logs: enough to see why, short enough to read.
+_LOG_TAIL_FILES: Final = 3
 
 
 class TestnetError(LedgerError):
@@ -174,16 +180,7 @@ def load_manifest(home: Path) -> Manifest:
 # ---------------------------------------------------------------------------------------
 # init
 
-GenesisBuilder = Callable[[str, int, int, int], tuple[dict[str, Any], Mapping[str, Any]]]
 WalletWriter = Callable[[Path, Mapping[AccountId, PrivateKey]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class BankKeys:
-    """The two keys `init` writes for a bank: its operator's and its node's."""
-
-    operator: PrivateKey
-    node: PrivateKey
 
 
 def init_testnet(
@@ -198,7 +195,7 @@ def init_testnet(
     wallet: WalletWriter | None = None,
     now_ms: int | None = None,
 ) -> Manifest:
-    """Lay out a fresh testnet in `home`. `--force` stops the old one's nodes and wipes it.
+    """Lay out a fresh testnet in `home`. `force` stops the old one's nodes and wipes it.
 
     `wallet` writes the operators' keys to the encrypted wallet (the CLI passes
     `cli.testnet.write_wallet`: node/ must not import cli/).
@@ -210,15 +207,17 @@ def init_testnet(
             "invalid_argument",
         )
     ports = compute_ports(base_port, validators + observers)
+    created_at = now_ms if now_ms is not None else int(time.time() * 1000)
+    doc, keys = build_testnet(chain_id, validators, observers, created_at)
+    # a bad chain id fails here, before anything on disk changes
+    genesis = parse_genesis(doc)
     _clear_home(home, force)
     # after stopping the old nodes, which held these ports
     check_ports_free(ports)
-    created_at = now_ms if now_ms is not None else int(time.time() * 1000)
-    doc, keys = _build_genesis(chain_id, validators, observers, created_at)
     try:
-        manifest = _write_home(home, doc, keys, base_port, consensus or ConsensusConfig())
+        manifest = _write_home(home, genesis, keys, base_port, consensus or ConsensusConfig())
         if wallet is not None:
-            wallet(home, {AccountId(f"admin@{bank}"): k.operator for bank, k in keys.items()})
+            wallet(home, {operator_of(bank): k.operator for bank, k in keys.items()})
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise
@@ -270,17 +269,6 @@ def _clear_home(home: Path, force: bool) -> None:
     shutil.rmtree(home)
 
 
-def _build_genesis(
-    chain_id: str, validators: int, observers: int, genesis_time: int
-) -> tuple[dict[str, Any], dict[str, BankKeys]]:
-    from genesis.builder import build_testnet
-
-    doc, keys = build_testnet(
-        chain_id, validators=validators, observers=observers, genesis_time=genesis_time
-    )
-    return doc, {bank: BankKeys(k.operator, k.node) for bank, k in keys.items()}
-
-
 def plan_nodes(banks: Sequence[tuple[str, bool]], base_port: int) -> tuple[NodeEntry, ...]:
     """Order nodes validators first (keeping genesis order) and give each its two ports."""
     ordered = [b for b in banks if b[1]] + [b for b in banks if not b[1]]
@@ -300,16 +288,15 @@ def plan_nodes(banks: Sequence[tuple[str, bool]], base_port: int) -> tuple[NodeE
 
 def _write_home(
     home: Path,
-    doc: dict[str, Any],
+    genesis: Genesis,
     keys: Mapping[str, BankKeys],
     base_port: int,
     consensus: ConsensusConfig,
 ) -> Manifest:
-    banks = [(bank["code"], bool(bank["validator"])) for bank in doc["banks"]]
-    nodes = plan_nodes(banks, base_port)
-    manifest = Manifest(doc["chain_id"], doc["genesis_time"], base_port, nodes)
+    nodes = plan_nodes([(bank.code, bank.validator) for bank in genesis.banks], base_port)
+    manifest = Manifest(genesis.chain_id, genesis.genesis_time, base_port, nodes)
     home.mkdir(parents=True, exist_ok=True)
-    (home / GENESIS_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    save_genesis_file(home / GENESIS_FILE, genesis)
     for node in nodes:
         _write_node(home, node, nodes, keys[node.bank], consensus)
     (home / MANIFEST_FILE).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
@@ -643,7 +630,7 @@ def _not_ready_error(home: Path, stuck: Sequence[NodeEntry], why: str) -> Testne
     see = logs[0] if logs else get_node_dir(home, stuck[0]) / OUT_FILE
     return TestnetNotReady(
         f"{names} did not start ({why}); see {see}",
-        [(path, get_log_tail(path)) for path in logs],
+        [(path, get_log_tail(path)) for path in logs[:_LOG_TAIL_FILES]],
     )
 
 
