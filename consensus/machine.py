@@ -40,7 +40,13 @@ from consensus.messages import (
 )
 from consensus.params import Step
 from consensus.signstate import SignDecision, SignState, get_locked, get_sign_decision
-from consensus.state import ConsensusState, Context, MessageLog, RoundFlags
+from consensus.state import (
+    MAX_MESSAGES_PER_STEP,
+    ConsensusState,
+    Context,
+    MessageLog,
+    RoundFlags,
+)
 from ledger.block import Commit, CommitSig
 from ledger.crypto import PrivateKey
 
@@ -102,7 +108,7 @@ def on_proposal_value(state: ConsensusState, event: ProposalValue, out: Actions)
     if (event.height, event.round) != (state.height, state.round) or state.step != Step.PROPOSE:
         return state
     # only the round's proposer proposes, once
-    if not is_my_turn(state) or state.get_proposal(state.round) is not None:
+    if not is_my_turn(state) or state.log.get_proposals(state.round):
         return state
     # line 19: broadcast <PROPOSAL, h, round, getValue(), validRound = -1>
     return propose(state, event.block_hash, -1, out)
@@ -122,16 +128,18 @@ def on_proposal(state: ConsensusState, event: ProposalReceived, out: Actions) ->
         != state.validators.get_proposer(proposal.height, proposal.round).public_key
     ):
         return count_drop(state, "not_proposer")
-    known = state.get_proposal(proposal.round)
+    known = [received.proposal for received in state.log.get_proposals(proposal.round)]
     # the same proposal again
-    if known is not None and known.proposal == proposal:
+    if any(is_same_proposal(other, proposal) for other in known):
         return count_drop(state, "duplicate")
     # the proposer really signed it
     if not proposal.is_signed_by_proposer(state.context.chain_id):
         return count_drop(state, "bad_signature")
-    # a second, different proposal for the round is evidence, never a second value
-    if known is not None:
-        out.append(Evidence(known.proposal, proposal))
+    # a second, different proposal for the round is evidence
+    if known:
+        out.append(Evidence(known[0], proposal))
+    # a bounded number of them is kept
+    if len(known) >= MAX_MESSAGES_PER_STEP:
         return count_drop(state, "equivocation")
     return replace(state, log=state.log.with_proposal(proposal, event.valid))
 
@@ -147,16 +155,18 @@ def on_vote(state: ConsensusState, vote: Vote, out: Actions) -> ConsensusState:
     # only validators of this height vote
     if index is None:
         return count_drop(state, "not_validator")
-    known = state.log.get_votes(vote.round, vote.vote_type).get(index)
+    known = state.log.get_voters(vote.round, vote.vote_type).get(index, ())
     # the same vote again
-    if known is not None and known == vote:
+    if any(other.block_hash == vote.block_hash for other in known):
         return count_drop(state, "duplicate")
     # the validator really signed it
     if not vote.is_signed_by_validator(state.context.chain_id):
         return count_drop(state, "bad_signature")
-    # a second, different vote for the same step is evidence, never a second vote
-    if known is not None:
-        out.append(Evidence(known, vote))
+    # a second, different vote for the same step is evidence
+    if known:
+        out.append(Evidence(known[0], vote))
+    # a bounded number of them is kept
+    if len(known) >= MAX_MESSAGES_PER_STEP:
         return count_drop(state, "equivocation")
     return replace(state, log=state.log.with_vote(index, vote))
 
@@ -196,15 +206,16 @@ def apply_first_rule(state: ConsensusState, out: Actions) -> ConsensusState | No
 
 def rule_decide(state: ConsensusState, out: Actions) -> ConsensusState | None:
     """line 49: a proposal for v in some round r and 2f+1 precommits for v in r."""
-    for round_, received in sorted(state.log.proposals.items()):
-        value = received.proposal.block_hash
-        # line 50: decide only a value the node found valid
-        if not received.valid:
-            continue
-        if state.log.count_votes(round_, VoteType.PRECOMMIT, value) >= state.validators.quorum:
-            out.append(Decide(state.height, round_, value, get_commit(state, round_, value)))
-            # line 52-55: next height, reset locks and log, StartRound(0)
-            return start_round(enter_height(state, state.height + 1), 0, out)
+    for round_, proposals in sorted(state.log.proposals.items()):
+        for received in proposals:
+            value = received.proposal.block_hash
+            # line 50: decide only a value the node found valid
+            if not received.valid:
+                continue
+            if state.log.count_votes(round_, VoteType.PRECOMMIT, value) >= state.validators.quorum:
+                out.append(Decide(state.height, round_, value, get_commit(state, round_, value)))
+                # line 52-55: next height, reset locks and log, StartRound(0)
+                return start_round(enter_height(state, state.height + 1), 0, out)
     return None
 
 
@@ -220,7 +231,7 @@ def rule_skip_round(state: ConsensusState, out: Actions) -> ConsensusState | Non
 
 def rule_prevote_proposal(state: ConsensusState, out: Actions) -> ConsensusState | None:
     """line 22: a proposal with validRound -1 while in the propose step."""
-    received = state.get_proposal(state.round)
+    received = state.get_first_proposal(state.round)
     if state.step != Step.PROPOSE or received is None or received.proposal.valid_round != -1:
         return None
     value = received.proposal.block_hash
@@ -231,7 +242,7 @@ def rule_prevote_proposal(state: ConsensusState, out: Actions) -> ConsensusState
 
 def rule_prevote_reproposal(state: ConsensusState, out: Actions) -> ConsensusState | None:
     """line 28: a re-proposal with validRound vr < round and 2f+1 prevotes for v in vr."""
-    received = state.get_proposal(state.round)
+    received = state.get_first_proposal(state.round)
     if state.step != Step.PROPOSE or received is None:
         return None
     proposal = received.proposal
@@ -250,13 +261,10 @@ def rule_prevote_reproposal(state: ConsensusState, out: Actions) -> ConsensusSta
 
 def rule_lock(state: ConsensusState, out: Actions) -> ConsensusState | None:
     """line 36: a valid proposal and 2f+1 prevotes for it in this round, the first time."""
-    received = state.get_proposal(state.round)
     if state.step < Step.PREVOTE or state.flags.valid_value_updated:
         return None
-    if received is None or not received.valid:
-        return None
-    value = received.proposal.block_hash
-    if state.log.count_votes(state.round, VoteType.PREVOTE, value) < state.validators.quorum:
+    value = get_polka_value(state)
+    if value is None:
         return None
     flags = replace(state.flags, valid_value_updated=True)
     # line 42-43: validValue, validRound
@@ -266,6 +274,16 @@ def rule_lock(state: ConsensusState, out: Actions) -> ConsensusState | None:
     # line 37-41: lock on v, then precommit v (the lock is persisted with the precommit)
     locked = replace(state, locked_value=value, locked_round=state.round)
     return cast_vote(locked, VoteType.PRECOMMIT, value, out)
+
+
+def get_polka_value(state: ConsensusState) -> bytes | None:
+    """A valid proposal of this round with 2f+1 prevotes for its value, if any."""
+    for received in state.log.get_proposals(state.round):
+        value = received.proposal.block_hash
+        prevotes = state.log.count_votes(state.round, VoteType.PREVOTE, value)
+        if received.valid and prevotes >= state.validators.quorum:
+            return value
+    return None
 
 
 def rule_precommit_nil(state: ConsensusState, out: Actions) -> ConsensusState | None:
@@ -281,7 +299,7 @@ def rule_prevote_timeout(state: ConsensusState, out: Actions) -> ConsensusState 
     """line 34: 2f+1 prevotes for anything in this round, the first time."""
     if state.step != Step.PREVOTE or state.flags.prevote_timeout_scheduled:
         return None
-    if len(state.log.get_votes(state.round, VoteType.PREVOTE)) < state.validators.quorum:
+    if state.log.count_voters(state.round, VoteType.PREVOTE) < state.validators.quorum:
         return None
     schedule_timeout(state, Step.PREVOTE, out)
     return replace(state, flags=replace(state.flags, prevote_timeout_scheduled=True))
@@ -291,7 +309,7 @@ def rule_precommit_timeout(state: ConsensusState, out: Actions) -> ConsensusStat
     """line 47: 2f+1 precommits for anything in this round, the first time."""
     if state.flags.precommit_timeout_scheduled:
         return None
-    if len(state.log.get_votes(state.round, VoteType.PRECOMMIT)) < state.validators.quorum:
+    if state.log.count_voters(state.round, VoteType.PRECOMMIT) < state.validators.quorum:
         return None
     schedule_timeout(state, Step.PRECOMMIT, out)
     return replace(state, flags=replace(state.flags, precommit_timeout_scheduled=True))
@@ -428,13 +446,15 @@ def sign_message(
 
 def get_commit(state: ConsensusState, round_: int, value: bytes) -> Commit:
     """The certificate: every precommit for v in r we hold, in validator order."""
-    votes = state.log.get_votes(round_, VoteType.PRECOMMIT)
-    signatures = tuple(
-        CommitSig(votes[index].validator, votes[index].signature)
-        for index in sorted(votes)
-        if votes[index].block_hash == value
-    )
+    indexes = sorted(state.log.get_voters(round_, VoteType.PRECOMMIT))
+    votes = [state.log.get_vote(round_, VoteType.PRECOMMIT, index, value) for index in indexes]
+    signatures = tuple(CommitSig(v.validator, v.signature) for v in votes if v is not None)
     return Commit(state.height, round_, value, signatures)
+
+
+def is_same_proposal(a: Proposal, b: Proposal) -> bool:
+    """Same value and valid round: a copy, even if re-signed with another nonce."""
+    return (a.block_hash, a.valid_round) == (b.block_hash, b.valid_round)
 
 
 def count_drop(state: ConsensusState, reason: str) -> ConsensusState:

@@ -29,25 +29,43 @@ class ReceivedProposal:
     valid: bool
 
 
+MAX_MESSAGES_PER_STEP = 2
+"""A validator's messages kept per step: the first and one conflicting one. Counting an
+equivocator on both sides of its split keeps correct validators that saw different
+halves able to decide; the bound keeps a flood of values from growing the log."""
+
+
 @dataclass(frozen=True, slots=True)
 class MessageLog:
-    """Proposals and votes of one height that passed every check, at most one per
-    validator and step (the first; a conflicting second one is evidence)."""
+    """Proposals and votes of one height that passed every check."""
 
-    proposals: Mapping[int, ReceivedProposal] = field(default_factory=dict)
-    votes: Mapping[tuple[int, VoteType], Mapping[int, Vote]] = field(default_factory=dict)
+    proposals: Mapping[int, tuple[ReceivedProposal, ...]] = field(default_factory=dict)
+    votes: Mapping[tuple[int, VoteType], Mapping[int, tuple[Vote, ...]]] = field(
+        default_factory=dict
+    )
 
-    def get_votes(self, round_: int, vote_type: VoteType) -> Mapping[int, Vote]:
+    def get_proposals(self, round_: int) -> tuple[ReceivedProposal, ...]:
+        return self.proposals.get(round_, ())
+
+    def get_voters(self, round_: int, vote_type: VoteType) -> Mapping[int, tuple[Vote, ...]]:
         return self.votes.get((round_, vote_type), {})
 
-    def count_votes(self, round_: int, vote_type: VoteType, block_hash: bytes) -> int:
-        votes = self.get_votes(round_, vote_type).values()
-        return sum(1 for vote in votes if vote.block_hash == block_hash)
+    def get_vote(self, round_: int, vote_type: VoteType, index: int, value: bytes) -> Vote | None:
+        votes = self.get_voters(round_, vote_type).get(index, ())
+        return next((vote for vote in votes if vote.block_hash == value), None)
+
+    def count_votes(self, round_: int, vote_type: VoteType, value: bytes) -> int:
+        """Validators that voted `value` (an equivocator counts on each side once)."""
+        voters = self.get_voters(round_, vote_type).values()
+        return sum(1 for votes in voters if any(vote.block_hash == value for vote in votes))
+
+    def count_voters(self, round_: int, vote_type: VoteType) -> int:
+        return len(self.get_voters(round_, vote_type))
 
     def count_senders(self, round_: int, proposer_index: int) -> int:
         """Distinct validators with any message in a round (line 56)."""
-        senders = set(self.get_votes(round_, VoteType.PREVOTE))
-        senders.update(self.get_votes(round_, VoteType.PRECOMMIT))
+        senders = set(self.get_voters(round_, VoteType.PREVOTE))
+        senders.update(self.get_voters(round_, VoteType.PRECOMMIT))
         if round_ in self.proposals:
             senders.add(proposer_index)
         return len(senders)
@@ -57,11 +75,12 @@ class MessageLog:
 
     def with_vote(self, index: int, vote: Vote) -> MessageLog:
         key = (vote.round, vote.vote_type)
-        votes = {**self.votes, key: {**self.get_votes(*key), index: vote}}
+        voters = self.get_voters(*key)
+        votes = {**self.votes, key: {**voters, index: (*voters.get(index, ()), vote)}}
         return MessageLog(self.proposals, votes)
 
     def with_proposal(self, proposal: Proposal, valid: bool) -> MessageLog:
-        received = ReceivedProposal(proposal, valid)
+        received = (*self.get_proposals(proposal.round), ReceivedProposal(proposal, valid))
         return MessageLog({**self.proposals, proposal.round: received}, self.votes)
 
 
@@ -92,5 +111,7 @@ class ConsensusState:
     started: bool = False
     dropped: Mapping[str, int] = field(default_factory=dict)
 
-    def get_proposal(self, round_: int) -> ReceivedProposal | None:
-        return self.log.proposals.get(round_)
+    def get_first_proposal(self, round_: int) -> ReceivedProposal | None:
+        """The proposal the propose step acts on (lines 22, 28): the first received."""
+        proposals = self.log.get_proposals(round_)
+        return proposals[0] if proposals else None
