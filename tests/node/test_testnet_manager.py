@@ -12,15 +12,22 @@ import os
 import random
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from genesis.load import load_genesis_file
+from ledger.crypto import PrivateKey, read_key_file
+from ledger.errors import LedgerError
+from ledger.ids import AccountId
 from node import testnet as tn
+from node.config import ConsensusConfig, load_config
 
 FAKE_NODE = """
 import json, sys, time
@@ -406,3 +413,135 @@ def test_invalid_up_node_exits(tmp_path: Path, procs: Procs) -> None:
     out = tn.get_node_dir(home, manifest.nodes[0]) / tn.OUT_FILE
     assert err.value.message == f"bank0 did not start (exited); see {out}"
     assert err.value.log_tails == ((out, ("boom: bad config",)),)
+
+
+# ---------------------------------------------------------------------------------------
+# init
+
+
+def init(home: Path, **kwargs: Any) -> tn.Manifest:
+    options: dict[str, Any] = {"validators": 2, "observers": 1, "base_port": find_free_base(3)}
+    return tn.init_testnet(home, **(options | kwargs))
+
+
+def test_init_basic(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    fast = ConsensusConfig(timeout_propose_ms=200, timeout_commit_ms=10)
+    manifest = init(home, chain_id="unit-net", consensus=fast, now_ms=1_234)
+    genesis = load_genesis_file(home / tn.GENESIS_FILE)
+    assert (manifest.chain_id, manifest.created_at) == ("unit-net", 1_234)
+    assert (genesis.chain_id, genesis.genesis_time) == ("unit-net", 1_234)
+    assert [n.name for n in manifest.nodes] == [b.code for b in genesis.banks]
+    assert manifest.nodes[0].name == "nbc"
+    assert [n.validator for n in manifest.nodes] == [True, True, False]
+    assert tn.load_manifest(home) == manifest
+    assert not (home / "wallet").exists()
+    banks = {b.code: b for b in genesis.banks}
+    tokens = set()
+    for node in manifest.nodes:
+        node_dir = tn.get_node_dir(home, node)
+        config = load_config(node_dir / tn.CONFIG_FILE)
+        assert (config.name, config.bank) == (node.name, node.bank)
+        assert config.genesis_path.resolve() == (home / tn.GENESIS_FILE).resolve()
+        assert (config.http.port, config.p2p.port) == (node.http_port, node.p2p_port)
+        assert config.http_url == node.http_url
+        others = {f"127.0.0.1:{n.p2p_port}" for n in manifest.nodes if n is not node}
+        assert set(config.p2p.peers) == others
+        assert config.consensus == fast
+        assert read_key_file(config.node_key_path).public_key == banks[node.bank].node_key
+        assert config.operator_key_path is not None
+        operator = read_key_file(config.operator_key_path)
+        assert operator.public_key == banks[node.bank].operator_key
+        assert len(config.api_token) == 32
+        tokens.add(config.api_token)
+        for name in (tn.CONFIG_FILE, tn.NODE_KEY_FILE, tn.OPERATOR_KEY_FILE):
+            assert stat.S_IMODE((node_dir / name).stat().st_mode) == 0o600
+    assert len(tokens) == 3
+
+
+def test_init_writes_wallet_through_the_callback(tmp_path: Path) -> None:
+    written: dict[str, bytes] = {}
+
+    def wallet(home: Path, keys: Mapping[AccountId, PrivateKey]) -> None:
+        written.update({account: key.public_key for account, key in keys.items()})
+
+    init(tmp_path / "home", wallet=wallet)
+    genesis = load_genesis_file(tmp_path / "home" / tn.GENESIS_FILE)
+    assert written == {f"admin@{b.code}": b.operator_key for b in genesis.banks}
+
+
+def test_init_into_an_empty_folder(tmp_path: Path) -> None:
+    manifest = init(tmp_path)
+    assert tn.load_manifest(tmp_path) == manifest
+
+
+def test_invalid_init_exists(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    init(home)
+    before = (home / tn.GENESIS_FILE).read_text()
+    with pytest.raises(tn.TestnetError) as err:
+        init(home)
+    assert err.value.code == "testnet_exists"
+    assert (home / tn.GENESIS_FILE).read_text() == before
+
+
+def test_init_force_wipes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    init(home)
+    before = (home / tn.GENESIS_FILE).read_text()
+    (home / "nodes" / "nbc" / "data").mkdir()
+    (home / "nodes" / "nbc" / "data" / "leftover").write_text("old chain")
+    init(home, force=True)
+    assert (home / tn.GENESIS_FILE).read_text() != before
+    assert not (home / "nodes" / "nbc" / "data").exists()
+
+
+def test_init_force_stops_running_nodes(tmp_path: Path, procs: Procs) -> None:
+    home = tmp_path / "home"
+    manifest = init(home)
+    node_dir = tn.get_node_dir(home, manifest.nodes[0])
+    pid = spawn_sleeper(procs, node_dir, str(node_dir))
+    init(home, force=True)
+    assert not tn.is_process_alive(pid)
+
+
+def test_invalid_init_force_on_a_folder_that_is_not_a_testnet(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(tn.TestnetError) as err:
+        init(tmp_path, force=True)
+    assert err.value.code == "not_a_testnet"
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("validators, observers", [(0, 1), (2, -1)])
+def test_invalid_init_counts(tmp_path: Path, validators: int, observers: int) -> None:
+    with pytest.raises(tn.TestnetError) as err:
+        init(tmp_path / "home", validators=validators, observers=observers)
+    assert err.value.code == "invalid_argument"
+    assert not (tmp_path / "home").exists()
+
+
+def test_invalid_init_port_range(tmp_path: Path) -> None:
+    with pytest.raises(tn.TestnetError) as err:
+        init(tmp_path / "home", base_port=65532)
+    assert err.value.code == "invalid_port"
+    assert not (tmp_path / "home").exists()
+
+
+def test_invalid_init_port_in_use(tmp_path: Path) -> None:
+    base = find_free_base(3)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", base + 3))
+        busy.listen()
+        with pytest.raises(tn.TestnetError) as err:
+            init(tmp_path / "home", base_port=base)
+    assert err.value.code == "port_in_use"
+    assert f"port {base + 3} " in err.value.message
+    assert not (tmp_path / "home").exists()
+
+
+def test_invalid_init_chain_id(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError) as err:
+        init(tmp_path / "home", chain_id="")
+    assert err.value.code == "invalid_genesis"
+    assert not (tmp_path / "home").exists()
