@@ -1,0 +1,226 @@
+"""The chain on disk: the only writer of chain keys (`c/...`), and their read API.
+
+Each block lands in ONE synced atomic batch (block, commit, state changes, state hash,
+tx and account-history indexes, height pointer), so a crash leaves the store at height h
+or h+1, never between.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+
+from ledger.block import Block, BlockHeader, Commit, decode_block_header, decode_block_tx
+from ledger.errors import BlockError, GenesisMismatch, StoreError
+from ledger.kv import KeyValueReader, KeyValueStore, WriteBatch
+from ledger.schema import (
+    STATE_PREFIX,
+    decode_height,
+    encode_height,
+    make_block_hash_key,
+    make_block_key,
+    make_commit_key,
+    make_genesis_hash_key,
+    make_height_key,
+    make_history_key,
+    make_history_prefix,
+    make_state_hash_key,
+    make_tx_index_key,
+)
+from ledger.transition import BlockResult
+from ledger.tx import SignedTx
+
+_LOCATION = struct.Struct(">QI")
+_STATE_KEY_START = STATE_PREFIX + b"/"
+
+TxLocation = tuple[int, int]
+
+
+def init_chain(
+    store: KeyValueStore, genesis_hash: bytes, changes: Mapping[bytes, bytes], state_hash: bytes
+) -> None:
+    """Write the genesis state as height 0; a no-op on a store of the same genesis."""
+    existing = store.get(make_genesis_hash_key())
+    # A store belongs to exactly one chain.
+    if existing is not None and existing != genesis_hash:
+        raise GenesisMismatch(
+            f"the store holds genesis {existing.hex()}, not {genesis_hash.hex()}: it belongs "
+            "to another chain (use a fresh data directory, or the genesis it was made with)"
+        )
+    if existing is not None:
+        return
+    # Genesis may only seed state keys.
+    _check_state_keys(changes)
+    with store.atomic_batch() as batch:
+        for key, value in changes.items():
+            batch.put(key, value)
+        batch.put(make_state_hash_key(0), state_hash)
+        batch.put(make_height_key(), encode_height(0))
+        batch.put(make_genesis_hash_key(), genesis_hash)
+
+
+def commit_block(
+    store: KeyValueStore, block: Block, commit: Commit | None, result: BlockResult
+) -> None:
+    """Persist a decided block with its certificate and execution result, atomically."""
+    height = block.height
+    # Blocks extend the tip one at a time.
+    if height != get_height(store) + 1:
+        raise BlockError(f"block {height} does not follow height {get_height(store)}", "bad_height")
+    # The block builds on the block we hold at the tip.
+    if block.header.prev_hash != get_block_hash(store, height - 1):
+        raise BlockError(f"block {height}: prev_hash is not the tip's hash", "bad_prev_hash")
+    # Our execution reached the state the header claims.
+    if result.state_hash != block.header.state_hash:
+        raise BlockError(f"block {height}: state hash differs from execution", "bad_state_hash")
+    _check_commit(block, commit)
+    _check_results(block, result)
+    _check_state_keys(result.changes)
+    with store.atomic_batch() as batch:
+        _write_block(batch, block, commit, result)
+
+
+def save_commit(store: KeyValueStore, height: int, commit: Commit) -> None:
+    """Store (or replace) the certificate of a block already committed, e.g. a better one."""
+    block_hash = get_block_hash(store, height)
+    # Only a certificate for the block we hold at that height.
+    if height < 1 or block_hash is None or commit.block_hash != block_hash:
+        raise BlockError(f"commit does not certify our block at height {height}", "bad_commit")
+    # The certificate's height must be the block's.
+    if commit.height != height:
+        raise BlockError(f"commit for height {commit.height} stored at {height}", "bad_commit")
+    with store.atomic_batch() as batch:
+        batch.put(make_commit_key(height), commit.encode())
+
+
+def _check_commit(block: Block, commit: Commit | None) -> None:
+    # A certificate, when given, decides exactly this block.
+    if commit is not None and (commit.height, commit.block_hash) != (block.height, block.hash):
+        raise BlockError(f"commit does not certify block {block.height}", "bad_commit")
+
+
+def _check_results(block: Block, result: BlockResult) -> None:
+    # Every tx in a block was applied; results follow block order.
+    if len(result.results) != len(block.txs) or any(
+        r.code is not None or r.tx_hash != tx.hash
+        for r, tx in zip(result.results, block.txs, strict=True)
+    ):
+        raise BlockError(f"block {block.height}: results do not match its txs", "bad_results")
+
+
+def _check_state_keys(changes: Mapping[bytes, object]) -> None:
+    # Only state keys are written from outside this module.
+    bad = next((key for key in changes if not key.startswith(_STATE_KEY_START)), None)
+    if bad is not None:
+        raise BlockError(f"state change to a non-state key {bad!r}", "bad_change_key")
+
+
+def _write_block(
+    batch: WriteBatch, block: Block, commit: Commit | None, result: BlockResult
+) -> None:
+    height = block.height
+    batch.put(make_block_key(height), block.encode())
+    batch.put(make_block_hash_key(block.hash), encode_height(height))
+    if commit is not None:
+        batch.put(make_commit_key(height), commit.encode())
+    for key, value in result.changes.items():
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    batch.put(make_state_hash_key(height), result.state_hash)
+    for position, tx_result in enumerate(result.results):
+        batch.put(make_tx_index_key(tx_result.tx_hash), _LOCATION.pack(height, position))
+        for account in tx_result.accounts:
+            batch.put(make_history_key(account, height, position), tx_result.tx_hash)
+    batch.put(make_height_key(), encode_height(height))
+
+
+def is_initialized(store: KeyValueReader) -> bool:
+    return store.get(make_height_key()) is not None
+
+
+def get_height(store: KeyValueReader) -> int:
+    raw = store.get(make_height_key())
+    if raw is None:
+        raise StoreError("the store holds no chain: load a genesis first", "no_genesis")
+    return decode_height(raw)
+
+
+def get_genesis_hash(store: KeyValueReader) -> bytes | None:
+    return store.get(make_genesis_hash_key())
+
+
+def get_block(store: KeyValueReader, height: int) -> Block | None:
+    raw = store.get(make_block_key(height))
+    return None if raw is None else Block.decode(raw)
+
+
+def get_block_header(store: KeyValueReader, height: int) -> BlockHeader | None:
+    raw = store.get(make_block_key(height))
+    return None if raw is None else decode_block_header(raw)
+
+
+def get_block_hash(store: KeyValueReader, height: int) -> bytes | None:
+    """The hash a block at `height + 1` names as prev_hash: the genesis hash at height 0."""
+    if height == 0:
+        return get_genesis_hash(store)
+    header = get_block_header(store, height)
+    return None if header is None else header.hash
+
+
+def get_block_height(store: KeyValueReader, block_hash: bytes) -> int | None:
+    raw = store.get(make_block_hash_key(block_hash))
+    return None if raw is None else decode_height(raw)
+
+
+def get_block_by_hash(store: KeyValueReader, block_hash: bytes) -> Block | None:
+    height = get_block_height(store, block_hash)
+    return None if height is None else get_block(store, height)
+
+
+def get_commit(store: KeyValueReader, height: int) -> Commit | None:
+    raw = store.get(make_commit_key(height))
+    return None if raw is None else Commit.decode(raw)
+
+
+def get_state_hash(store: KeyValueReader, height: int) -> bytes | None:
+    return store.get(make_state_hash_key(height))
+
+
+def get_tx_location(store: KeyValueReader, tx_hash: bytes) -> TxLocation | None:
+    """(height, position in block) of a committed tx."""
+    raw = store.get(make_tx_index_key(tx_hash))
+    if raw is None:
+        return None
+    height, position = _LOCATION.unpack(raw)
+    return height, position
+
+
+def get_tx(store: KeyValueReader, tx_hash: bytes) -> tuple[SignedTx, int, int] | None:
+    """A committed tx with its (height, position); decodes only that tx of its block."""
+    location = get_tx_location(store, tx_hash)
+    raw = None if location is None else store.get(make_block_key(location[0]))
+    if location is None or raw is None:
+        return None
+    tx = decode_block_tx(raw, location[1])
+    return None if tx is None else (tx, location[0], location[1])
+
+
+def get_account_history(
+    store: KeyValueReader, account: str, limit: int, before: TxLocation | None = None
+) -> list[tuple[int, int, bytes]]:
+    """(height, position, tx hash) of txs touching `account`, newest first.
+
+    Pass the last item's (height, position) as `before` to get the next page.
+    """
+    prefix = make_history_prefix(account)
+    start = None if before is None else make_history_key(account, *before)
+    page: list[tuple[int, int, bytes]] = []
+    for key, tx_hash in store.iterate(prefix, start=start, reverse=True):
+        if len(page) >= limit:
+            break
+        if key != start:
+            height, position = _LOCATION.unpack(key[len(prefix) :])
+            page.append((height, position, tx_hash))
+    return page
