@@ -180,15 +180,11 @@ def process_create_account(state: State, signer: str, cmd: CreateAccount) -> Non
 
 
 def process_register_bank(state: State, signer: str, cmd: RegisterBank) -> None:
-    # The bank code is free.
+    # The bank code is free (so is its operator account: accounts need a registered bank).
     if state.get_bank(cmd.code) is not None:
         raise BankExists(f"bank {cmd.code} exists")
-    # Its operator account does not exist yet.
-    operator = operator_of(cmd.code)
-    if state.get_account(operator) is not None:
-        raise AccountExists(f"account {operator} exists")
     state.set_bank(Bank(cmd.code, cmd.name, cmd.operator_key, cmd.node_key, False))
-    state.set_account(operator, Account(cmd.operator_key, BANK_ROLE, 0, False))
+    state.set_account(operator_of(cmd.code), Account(cmd.operator_key, BANK_ROLE, 0, False))
 
 
 def _check_freezable(state: State, account: str) -> Account:
