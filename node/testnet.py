@@ -16,14 +16,11 @@ Node i (validators first, the central bank first of all) listens for P2P on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -40,6 +37,7 @@ from ledger.crypto import PrivateKey, write_key_file
 from ledger.errors import LedgerError
 from ledger.ids import AccountId, operator_of
 from node.config import ConsensusConfig, HttpConfig, NodeConfig, P2PConfig, render_config
+from node.processes import is_process_alive, is_process_of, spawn_detached, terminate_all
 
 DEFAULT_CHAIN_ID: Final = "bakong-testnet"
 DEFAULT_VALIDATORS: Final = 4
@@ -341,6 +339,7 @@ def _write_node(
 # processes
 
 IsOurs = Callable[[int, Path], bool]
+"""(pid, node folder) -> whether that live process is this folder's node."""
 NodeCommand = Callable[[Path], list[str]]
 
 
@@ -349,81 +348,7 @@ def default_node_command(node_dir: Path) -> list[str]:
     return [sys.executable, "-m", "cli.main", "node", "run", "--home", str(node_dir)]
 
 
-def is_node_process(pid: int, node_dir: Path) -> bool:
-    """Whether `pid` runs a node of this folder: an argument of its command line names the
-    folder (relative arguments resolved against the process's working directory).
-
-    A pid file can outlive its process and the pid be reused by anything; a process
-    whose arguments name our node folder is ours.
-    """
-    args = _read_cmdline(pid)
-    if args is None:
-        return False
-    target = node_dir.resolve()
-    cwd = _read_cwd(pid)
-    return any(_resolves_to(arg, cwd, target) for arg in args)
-
-
-def _resolves_to(arg: str, cwd: Path | None, target: Path) -> bool:
-    path = Path(arg)
-    if not path.is_absolute():
-        if cwd is None:
-            return False
-        path = cwd / path
-    try:
-        return path.resolve() == target
-    except (OSError, RuntimeError):
-        return False
-
-
-def _read_cwd(pid: int) -> Path | None:
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
-        return None
-
-
-def _read_cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return None if Path("/proc/self").exists() else _read_cmdline_ps(pid)
-    except OSError:
-        return None
-    # a zombie has an empty command line: it is not running anything
-    return raw.decode(errors="replace").split("\0")[:-1] or None
-
-
-def _read_cmdline_ps(pid: int) -> list[str] | None:
-    """Fallback where there is no /proc (macOS): good enough to find a folder argument."""
-    result = subprocess.run(
-        ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
-    )
-    return result.stdout.split() or None
-
-
-def is_process_alive(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie; reaps it first if it is our child."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] == "Z"
-
-
-def get_node_pid(node_dir: Path, *, is_ours: IsOurs = is_node_process) -> int | None:
+def get_node_pid(node_dir: Path, *, is_ours: IsOurs = is_process_of) -> int | None:
     """The pid of this node's running process, or None (no pid file, dead, or not ours)."""
     pid = _read_pid(node_dir)
     if pid is None or not is_process_alive(pid) or not is_ours(pid, node_dir):
@@ -440,24 +365,8 @@ def _read_pid(node_dir: Path) -> int | None:
 
 
 def start_node(node_dir: Path, command: NodeCommand = default_node_command) -> int:
-    """Start a node in its own session (no terminal, stdin /dev/null, output appended to
-    node.out) and record its pid. posix_spawn leaves no Popen object to outlive us."""
-    args = command(node_dir.resolve())
-    out = os.open(node_dir / OUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        pid = os.posix_spawnp(
-            args[0],
-            args,
-            dict(os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, out, 1),
-                (os.POSIX_SPAWN_DUP2, out, 2),
-            ],
-            setsid=True,
-        )
-    finally:
-        os.close(out)
+    """Start a node detached, output appended to node.out, and record its pid."""
+    pid = spawn_detached(command(node_dir.resolve()), node_dir / OUT_FILE)
     (node_dir / PID_FILE).write_text(f"{pid}\n")
     return pid
 
@@ -524,9 +433,7 @@ def fetch_node_status(url: str, timeout: float = _STATUS_TIMEOUT_S) -> dict[str,
     return body if isinstance(body, dict) else None
 
 
-def get_node_status(
-    home: Path, node: NodeEntry, *, is_ours: IsOurs = is_node_process
-) -> NodeStatus:
+def get_node_status(home: Path, node: NodeEntry, *, is_ours: IsOurs = is_process_of) -> NodeStatus:
     pid = get_node_pid(get_node_dir(home, node), is_ours=is_ours)
     base = NodeStatus(node.name, node.bank, node.validator, node.http_url, pid)
     # whatever answers on a port of a stopped node is not this node
@@ -551,7 +458,7 @@ def _field(body: Mapping[str, Any], key: str, kind: type) -> Any:
     return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
-def get_testnet_status(home: Path, *, is_ours: IsOurs = is_node_process) -> TestnetStatus:
+def get_testnet_status(home: Path, *, is_ours: IsOurs = is_process_of) -> TestnetStatus:
     manifest = load_manifest(home)
     nodes = tuple(get_node_status(home, node, is_ours=is_ours) for node in manifest.nodes)
     return TestnetStatus(manifest.chain_id, nodes)
@@ -568,7 +475,7 @@ def up_testnet(
     *,
     timeout: float = DEFAULT_UP_TIMEOUT_S,
     command: NodeCommand = default_node_command,
-    is_ours: IsOurs = is_node_process,
+    is_ours: IsOurs = is_process_of,
     progress: Progress | None = None,
 ) -> TestnetStatus:
     """Start every node that is not running, then wait until all serve and every
@@ -594,7 +501,7 @@ def wait_until_ready(
     manifest: Manifest,
     *,
     timeout: float,
-    is_ours: IsOurs = is_node_process,
+    is_ours: IsOurs = is_process_of,
     progress: Progress | None = None,
 ) -> TestnetStatus:
     """Poll every node until all are ready; fail early when a node's process has exited."""
@@ -667,46 +574,23 @@ def down_testnet(
     home: Path,
     *,
     grace: float = DEFAULT_DOWN_GRACE_S,
-    is_ours: IsOurs = is_node_process,
+    is_ours: IsOurs = is_process_of,
 ) -> tuple[StopResult, ...]:
     """SIGTERM every running node, SIGKILL those still up after `grace` seconds, and
     remove every pid file. Nodes that died on their own are reported `not_running`."""
     manifest = load_manifest(home)
     dirs = {node.name: get_node_dir(home, node) for node in manifest.nodes}
     pids = {name: get_node_pid(d, is_ours=is_ours) for name, d in dirs.items()}
-    running = {name: pid for name, pid in pids.items() if pid is not None}
-    for pid in running.values():
-        _send(pid, signal.SIGTERM)
-    left = _wait_exit(running, grace)
-    for pid in left.values():
-        _send(pid, signal.SIGKILL)
-    still = _wait_exit(left, _KILL_WAIT_S)
-    for name, d in dirs.items():
-        if name not in still:
-            (d / PID_FILE).unlink(missing_ok=True)
-    if still:
-        raise TestnetError(f"{', '.join(still)} did not exit after SIGKILL", "stop_failed")
-    return tuple(StopResult(name, pid, _outcome(name, running, left)) for name, pid in pids.items())
-
-
-def _outcome(name: str, running: Mapping[str, int], left: Mapping[str, int]) -> str:
-    if name not in running:
-        return "not_running"
-    return "killed" if name in left else "stopped"
-
-
-def _send(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _wait_exit(pids: Mapping[str, int], timeout: float) -> dict[str, int]:
-    """Poll until every pid has exited or `timeout` passed; the ones still alive."""
-    deadline = time.monotonic() + timeout
-    alive = dict(pids)
-    while alive:
-        alive = {name: pid for name, pid in alive.items() if is_process_alive(pid)}
-        if not alive or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    return alive
+    outcomes = terminate_all(
+        {name: pid for name, pid in pids.items() if pid is not None}, grace, _KILL_WAIT_S
+    )
+    survived = [name for name, outcome in outcomes.items() if outcome == "survived"]
+    for name, node_dir in dirs.items():
+        if name not in survived:
+            (node_dir / PID_FILE).unlink(missing_ok=True)
+    # a process that outlives SIGKILL (stuck in the kernel) still holds its ports
+    if survived:
+        raise TestnetError(f"{', '.join(survived)} did not exit after SIGKILL", "stop_failed")
+    return tuple(
+        StopResult(name, pid, outcomes.get(name, "not_running")) for name, pid in pids.items()
+    )

@@ -28,6 +28,7 @@ from ledger.errors import LedgerError
 from ledger.ids import AccountId
 from node import testnet as tn
 from node.config import ConsensusConfig, load_config
+from node.processes import is_process_alive
 
 FAKE_NODE = """
 import json, sys, time
@@ -222,29 +223,11 @@ def test_get_node_pid_basic(tmp_path: Path, procs: Procs) -> None:
     assert tn.get_node_pid(tmp_path) == pid
 
 
-def test_get_node_pid_relative_argument_resolved_against_cwd(tmp_path: Path, procs: Procs) -> None:
-    node_dir = tmp_path / "nodes" / "nbc"
-    node_dir.mkdir(parents=True)
-    pid = procs.spawn([sys.executable, "-c", SLEEPER.format(""), "nodes/nbc"], cwd=tmp_path)
-    (node_dir / tn.PID_FILE).write_text(str(pid))
-    assert tn.get_node_pid(node_dir) == pid
-
-
 def test_invalid_pid_stale(tmp_path: Path, procs: Procs) -> None:
     pid = spawn_sleeper(procs, tmp_path, str(tmp_path))
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     assert tn.get_node_pid(tmp_path, is_ours=accept_any) is None
-
-
-def test_invalid_pid_zombie(tmp_path: Path) -> None:
-    # our own child, dead but not reaped: get_node_pid reaps it and says not running
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    while not tn._is_zombie(proc.pid):
-        time.sleep(0.01)
-    (tmp_path / tn.PID_FILE).write_text(str(proc.pid))
-    assert tn.get_node_pid(tmp_path, is_ours=accept_any) is None
-    proc.wait()
 
 
 def test_invalid_pid_not_ours(tmp_path: Path, procs: Procs) -> None:
@@ -296,7 +279,7 @@ def test_down_basic_after_a_node_was_killed(tmp_path: Path, procs: Procs) -> Non
     ]
     assert [r.pid for r in results] == [pids[0], None, pids[2]]
     assert not any((d / tn.PID_FILE).exists() for d in dirs)
-    assert not any(tn.is_process_alive(pid) for pid in pids)
+    assert not any(is_process_alive(pid) for pid in pids)
 
 
 def test_down_kills_after_grace(tmp_path: Path, procs: Procs) -> None:
@@ -306,7 +289,7 @@ def test_down_kills_after_grace(tmp_path: Path, procs: Procs) -> None:
     time.sleep(0.3)  # let it install its SIGTERM handler
     (result,) = tn.down_testnet(tmp_path, grace=0.3, is_ours=accept_any)
     assert (result.pid, result.outcome) == (pid, "killed")
-    assert not tn.is_process_alive(pid)
+    assert not is_process_alive(pid)
 
 
 def test_down_when_nothing_runs(tmp_path: Path) -> None:
@@ -324,7 +307,7 @@ def test_down_leaves_other_processes_alone(tmp_path: Path, procs: Procs) -> None
     pid = spawn_sleeper(procs, tn.get_node_dir(tmp_path, manifest.nodes[0]))
     (result,) = tn.down_testnet(tmp_path, grace=1)
     assert result.outcome == "not_running"
-    assert tn.is_process_alive(pid)
+    assert is_process_alive(pid)
 
 
 # ---------------------------------------------------------------------------------------
@@ -502,7 +485,7 @@ def test_init_force_stops_running_nodes(tmp_path: Path, procs: Procs) -> None:
     node_dir = tn.get_node_dir(home, manifest.nodes[0])
     pid = spawn_sleeper(procs, node_dir, str(node_dir))
     init(home, force=True)
-    assert not tn.is_process_alive(pid)
+    assert not is_process_alive(pid)
 
 
 def test_invalid_init_force_on_a_folder_that_is_not_a_testnet(tmp_path: Path) -> None:
