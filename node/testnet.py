@@ -25,7 +25,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -414,6 +415,8 @@ class NodeStatus:
 
 @dataclass(frozen=True, slots=True)
 class TestnetStatus:
+    """What `testnet status --json` prints."""
+
     __test__ = False  # not a pytest test class, despite its name
 
     chain_id: str
@@ -423,10 +426,14 @@ class TestnetStatus:
         return {"chain_id": self.chain_id, "nodes": [node.to_json() for node in self.nodes]}
 
 
+# Nodes are on 127.0.0.1: an http_proxy from the environment must not be used.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def fetch_node_status(url: str, timeout: float = _STATUS_TIMEOUT_S) -> dict[str, Any] | None:
     """`GET <url>/v1/status`, or None when the node does not answer sensibly."""
     try:
-        with urllib.request.urlopen(f"{url}/v1/status", timeout=timeout) as response:
+        with _DIRECT.open(f"{url}/v1/status", timeout=timeout) as response:
             body = json.loads(response.read())
     except (OSError, ValueError):
         return None
@@ -440,12 +447,8 @@ def get_node_status(home: Path, node: NodeEntry, *, is_ours: IsOurs = is_process
     body = fetch_node_status(node.http_url) if pid is not None else None
     if body is None:
         return base
-    return NodeStatus(
-        node.name,
-        node.bank,
-        node.validator,
-        node.http_url,
-        pid,
+    return replace(
+        base,
         height=_field(body, "height", int),
         block_hash=_field(body, "block_hash", str),
         state_hash=_field(body, "state_hash", str),
@@ -459,9 +462,11 @@ def _field(body: Mapping[str, Any], key: str, kind: type) -> Any:
 
 
 def get_testnet_status(home: Path, *, is_ours: IsOurs = is_process_of) -> TestnetStatus:
+    """Every node's status, queried in parallel so one hung node costs one timeout."""
     manifest = load_manifest(home)
-    nodes = tuple(get_node_status(home, node, is_ours=is_ours) for node in manifest.nodes)
-    return TestnetStatus(manifest.chain_id, nodes)
+    with ThreadPoolExecutor(max_workers=len(manifest.nodes) or 1) as pool:
+        nodes = pool.map(lambda node: get_node_status(home, node, is_ours=is_ours), manifest.nodes)
+        return TestnetStatus(manifest.chain_id, tuple(nodes))
 
 
 # ---------------------------------------------------------------------------------------
