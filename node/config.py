@@ -148,7 +148,7 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}.{key}: expected a list of strings")
             value = tuple(value)
-        elif isinstance(default, bool) or isinstance(default, int):
+        elif isinstance(default, int):
             if type(value) is not type(default) or (isinstance(value, int) and value < 0):
                 raise ConfigError(f"{where}.{key}: expected a non-negative integer")
         elif isinstance(default, str) and not isinstance(value, str):

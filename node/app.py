@@ -1,0 +1,37 @@
+"""`create_app(config)`: the node as an aiohttp application (app factory, no globals).
+
+The node starts and stops with the application through a cleanup context, so tests and
+`bakong node run` share one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from node.api import NODE, add_routes, error_middleware
+from node.config import NodeConfig
+from node.runtime import Node
+
+
+def create_app(config: NodeConfig) -> web.Application:
+    app = web.Application(
+        client_max_size=config.http.max_body_bytes, middlewares=[error_middleware]
+    )
+    app.cleanup_ctx.append(_node_context(config))
+    add_routes(app)
+    return app
+
+
+def _node_context(config: NodeConfig):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        node = Node(config)
+        app[NODE] = node
+        await node.start()
+        try:
+            yield
+        finally:
+            await node.stop()
+
+    return context

@@ -1,0 +1,594 @@
+"""The consensus driver: the one task that owns the consensus state.
+
+Peers, timers and the mempool feed it events through a queue; it runs the state
+machine's actions in a fixed order (persist, then send, then apply). It also builds
+blocks when this validator proposes, judges peers' blocks by re-executing them, commits
+decided blocks in one store batch, and catches up by block sync when it falls behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import consensus as cs
+from ledger import chain
+from ledger.block import Block, Commit, build_block
+from ledger.crypto import PrivateKey
+from ledger.errors import LedgerError
+from ledger.kv import KeyValueStore
+from ledger.schema import make_block_key, make_evidence_key, make_sign_state_key
+from ledger.state import State, get_validator_set
+from ledger.transition import BlockContext, BlockResult, apply_block
+from ledger.tx import SignedTx
+from node import messages as msg
+from node.config import ConsensusConfig
+from node.mempool import Mempool
+from node.metrics import Metrics
+
+log = logging.getLogger("bakong.engine")
+
+ZERO_HASH = b"\0" * 32
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A block seen at the current height with the node's verdict and execution result."""
+
+    block: Block
+    result: BlockResult | None
+    valid: bool
+    last_commit: Commit | None
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMessage:
+    peer: bytes
+    kind: int
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Txs arrived (or the heartbeat fired): an idle height may start."""
+
+
+Send = Callable[[bytes, int, Any], bool]
+Broadcast = Callable[[int, Any], int]
+OnCommit = Callable[[Block, BlockResult], None]
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: KeyValueStore,
+        chain_id: str,
+        node_key: PrivateKey,
+        config: ConsensusConfig,
+        mempool: Mempool,
+        metrics: Metrics,
+        send: Send,
+        broadcast: Broadcast,
+        on_commit: OnCommit,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        max_clock_skew_ms: int = 60_000,
+    ) -> None:
+        self.store = store
+        self.chain_id = chain_id
+        self.node_key = node_key
+        self.config = config
+        self.mempool = mempool
+        self.metrics = metrics
+        self._send = send
+        self._broadcast = broadcast
+        self._on_commit = on_commit
+        self.clock_ms = clock_ms
+        self.max_clock_skew_ms = max_clock_skew_ms
+        self.params = cs.ConsensusParams(
+            propose_ms=config.timeout_propose_ms,
+            propose_delta_ms=config.timeout_propose_delta_ms,
+            prevote_ms=config.timeout_prevote_ms,
+            prevote_delta_ms=config.timeout_prevote_delta_ms,
+            precommit_ms=config.timeout_precommit_ms,
+            precommit_delta_ms=config.timeout_precommit_delta_ms,
+        )
+        self.context = cs.Context(chain_id, node_key, self.params, self.get_validators)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.state: cs.ConsensusState | None = None
+        self.candidates: dict[bytes, Candidate] = {}
+        self.future: list[PeerMessage] = []
+        self.own_messages: list[tuple[int, Any]] = []
+        self.idle = False
+        self.deferred: list[cs.ScheduleTimeout] = []
+        self.pending_request: cs.RequestProposal | None = None
+        self.last_commit_ms = clock_ms()
+        self.sync_inflight_until = 0.0
+        self.peer_heights: dict[bytes, int] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._validator_cache: dict[int, cs.ValidatorSet] = {}
+        self.evidence_count = 0
+
+    # Queries.
+    @property
+    def height(self) -> int:
+        """Height of the last committed block."""
+        return chain.get_height(self.store)
+
+    @property
+    def round(self) -> int:
+        return self.state.round if self.state else 0
+
+    def get_validators(self, height: int) -> cs.ValidatorSet:
+        cached = self._validator_cache.get(height)
+        if cached is None:
+            cached = cs.ValidatorSet.of(list(get_validator_set(self.store, height)))
+            if len(self._validator_cache) > 64:
+                self._validator_cache.clear()
+            self._validator_cache[height] = cached
+        return cached
+
+    def is_validator(self, height: int | None = None) -> bool:
+        h = self.height + 1 if height is None else height
+        return self.get_validators(h).get_index(self.node_key.public_key) is not None
+
+    # Lifecycle.
+    async def run(self) -> None:
+        self._enter_height(restored=True)
+        while True:
+            event = await self.queue.get()
+            try:
+                self._handle(event)
+            except Exception:  # one bad event must never stop consensus
+                log.exception("error handling %s", type(event).__name__)
+
+    def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def submit(self, event: Any) -> None:
+        self.queue.put_nowait(event)
+
+    def wake(self) -> None:
+        """Called when txs arrive; cheap when not idle."""
+        if self.idle or self.pending_request is not None:
+            self.submit(Wake())
+
+    # Event dispatch.
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, PeerMessage):
+            self._on_peer_message(event)
+        elif isinstance(event, Wake):
+            self._on_wake()
+        elif isinstance(event, cs.TimeoutFired):
+            self._feed(event)
+        elif isinstance(event, _ProposeNow):
+            self._try_propose()
+        elif isinstance(event, _StatusTick):
+            self._broadcast(msg.STATUS, [self.height, self._tip_hash()])
+
+    def _feed(self, event: cs.Event) -> None:
+        if self.state is None:
+            return
+        self.state, actions = cs.step(self.state, event)
+        for action in actions:
+            self._run_action(action)
+
+    # Actions, in the order the machine emitted them: persist, send, apply.
+    def _run_action(self, action: cs.Action) -> None:
+        if isinstance(action, cs.PersistSignState):
+            with self.store.atomic_batch() as batch:
+                batch.put(make_sign_state_key(), action.sign_state.encode())
+        elif isinstance(action, cs.BroadcastProposal):
+            self._send_proposal(action.proposal)
+        elif isinstance(action, cs.BroadcastVote):
+            payload = action.vote.encode()
+            self.own_messages.append((msg.VOTE, payload))
+            self._broadcast(msg.VOTE, payload)
+        elif isinstance(action, cs.ScheduleTimeout):
+            self._schedule(action)
+        elif isinstance(action, cs.RequestProposal):
+            self.pending_request = action
+            self._try_propose()
+        elif isinstance(action, cs.Decide):
+            self._decide(action)
+        elif isinstance(action, cs.Evidence):
+            self._record_evidence(action)
+
+    def _schedule(self, action: cs.ScheduleTimeout) -> None:
+        if self.idle:
+            self.deferred.append(action)
+            return
+        event = cs.TimeoutFired(action.height, action.round, action.step)
+        self._call_later(action.duration_ms / 1000, event)
+
+    def _call_later(self, delay_s: float, event: Any) -> None:
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.TimerHandle] = []
+
+        def fire() -> None:
+            self._timers.discard(holder[0])
+            self.submit(event)
+
+        handle = loop.call_later(delay_s, fire)
+        holder.append(handle)
+        self._timers.add(handle)
+
+    # Heights.
+    def _enter_height(self, restored: bool = False) -> None:
+        """Start consensus for the height after the tip: idle until txs arrive."""
+        height = self.height + 1
+        sign_state = self._load_sign_state()
+        self.candidates.clear()
+        self.own_messages.clear()
+        self.pending_request = None
+        self.deferred.clear()
+        self.state = cs.new_state(self.context, height, sign_state)
+        resumed = restored and sign_state is not None and sign_state.height == height
+        self.idle = not resumed and not self._has_work()
+        self._feed(cs.Start())
+        if self.config.heartbeat_ms and self.idle:
+            self._call_later(self.config.heartbeat_ms / 1000, Wake())
+        buffered, self.future = self.future, []
+        for message in buffered:
+            self._on_peer_message(message)
+
+    def _has_work(self) -> bool:
+        return len(self.mempool) > 0
+
+    def _on_wake(self) -> None:
+        if self.idle:
+            self._leave_idle()
+        if self.pending_request is not None:
+            self._try_propose()
+
+    def _leave_idle(self) -> None:
+        self.idle = False
+        deferred, self.deferred = self.deferred, []
+        for action in deferred:
+            self._schedule(action)
+
+    def _load_sign_state(self) -> cs.SignState | None:
+        raw = self.store.get(make_sign_state_key())
+        return cs.SignState.decode(raw) if raw is not None else None
+
+    # Proposing.
+    def _try_propose(self) -> None:
+        request = self.pending_request
+        if request is None or self.state is None:
+            return
+        if (request.height, request.round) != (self.state.height, self.state.round):
+            self.pending_request = None
+            return
+        wait_ms = self.last_commit_ms + self.config.timeout_commit_ms - self.clock_ms()
+        if wait_ms > 0:
+            self._call_later(wait_ms / 1000, _ProposeNow())
+            return
+        if self.idle and not self.config.heartbeat_ms:
+            return  # woken by the next tx
+        self.pending_request = None
+        candidate = self._build_block(request.height)
+        self.candidates[candidate.block.hash] = candidate
+        self._feed(cs.ProposalValue(request.height, request.round, candidate.block.hash))
+
+    def _build_block(self, height: int) -> Candidate:
+        prev = chain.get_block_header(self.store, height - 1)
+        now = self.clock_ms()
+        time_ms = max(now, prev.time_ms) if prev else now
+        ctx = BlockContext(self.chain_id, height, time_ms)
+        txs = list(self.mempool.candidates(self.config.max_block_txs, self.config.max_block_bytes))
+        result = apply_block(self.store, self._state_hash(height - 1), ctx, txs)
+        included = []
+        for tx, tx_result in zip(txs, result.results, strict=True):
+            if tx_result.code is None:
+                included.append(tx)
+            elif not self._may_apply_later(tx, tx_result.code):
+                self.mempool.reject(tx.hash, tx_result.code)
+        result = BlockResult(result.state_hash, result.changes, result.included)
+        validators = self.get_validators(height)
+        last_commit = chain.get_commit(self.store, height - 1) if height > 1 else None
+        block = build_block(
+            chain_id=self.chain_id,
+            height=height,
+            time_ms=time_ms,
+            prev_hash=self._tip_hash(),
+            state_hash=result.state_hash,
+            proposer=self._my_name(validators),
+            validator_set_hash=validators.hash,
+            last_commit_hash=last_commit.hash if last_commit else ZERO_HASH,
+            txs=included,
+        )
+        return Candidate(block, result, True, last_commit, block.encode())
+
+    def _may_apply_later(self, tx: SignedTx, code: str) -> bool:
+        """A nonce ahead of the signer's next one waits for the gap to fill."""
+        return code == "bad_nonce" and tx.body.nonce > self._committed_nonce(tx.body.signer)
+
+    def _committed_nonce(self, signer: str) -> int:
+        account = State(self.store).get_account(signer)
+        return account.nonce if account else 0
+
+    def _my_name(self, validators: cs.ValidatorSet) -> str:
+        index = validators.get_index(self.node_key.public_key)
+        return validators.validators[index].name if index is not None else ""
+
+    def _send_proposal(self, proposal: cs.Proposal) -> None:
+        candidate = self.candidates.get(proposal.block_hash)
+        if candidate is None:
+            log.error("proposal for an unknown block %s", proposal.block_hash.hex()[:16])
+            return
+        last = candidate.last_commit.encode() if candidate.last_commit else b""
+        payload = [proposal.encode(), candidate.raw, last]
+        self.own_messages.append((msg.PROPOSAL, payload))
+        self._broadcast(msg.PROPOSAL, payload)
+
+    # Judging peers' blocks.
+    def _judge(self, block: Block, raw: bytes, last_commit: Commit | None) -> Candidate:
+        known = self.candidates.get(block.hash)
+        if known is not None:
+            return known
+        try:
+            result = self._validate_block(block, last_commit, live=True)
+            candidate = Candidate(block, result, True, last_commit, raw)
+        except (LedgerError, cs.ConsensusError) as exc:
+            log.warning("invalid block %d %s: %s", block.height, block.hash.hex()[:16], exc)
+            candidate = Candidate(block, None, False, last_commit, raw)
+        self.candidates[block.hash] = candidate
+        return candidate
+
+    def _validate_block(self, block: Block, last_commit: Commit | None, live: bool) -> BlockResult:
+        """Every check a validator makes before prevoting a block; raises on the first."""
+        header = block.header
+        height = self.height + 1
+        _require(header.chain_id == self.chain_id, "wrong_chain", "block of another chain")
+        _require(header.height == height, "bad_height", f"block {header.height}, expected {height}")
+        _require(header.prev_hash == self._tip_hash(), "bad_prev_hash", "does not extend the tip")
+        validators = self.get_validators(height)
+        _require(header.validator_set_hash == validators.hash, "bad_validator_set", "wrong set")
+        _require(
+            any(v.name == header.proposer for v in validators.validators),
+            "bad_proposer",
+            f"proposer {header.proposer!r} is not a validator",
+        )
+        prev = chain.get_block_header(self.store, height - 1)
+        if prev is not None:
+            _require(header.time_ms >= prev.time_ms, "bad_time", "block time goes backwards")
+        if live:
+            future = header.time_ms - self.clock_ms()
+            _require(future <= self.max_clock_skew_ms, "bad_time", "block time is in the future")
+            self._check_last_commit(header.last_commit_hash, last_commit, height)
+        for tx in block.txs:
+            _require(tx.body.chain_id == self.chain_id, "wrong_chain", "tx of another chain")
+            _require(self.mempool.verified.verify(tx), "bad_signature", "tx signature")
+        ctx = BlockContext(self.chain_id, height, header.time_ms)
+        result = apply_block(self.store, self._state_hash(height - 1), ctx, block.txs)
+        _require(not any(r.code for r in result.results), "bad_tx", "a tx fails to apply")
+        _require(result.state_hash == header.state_hash, "bad_state_hash", "state hash differs")
+        return result
+
+    def _check_last_commit(self, expected: bytes, last_commit: Commit | None, height: int) -> None:
+        if height == 1:
+            _require(expected == ZERO_HASH, "bad_last_commit", "height 1 has no last commit")
+            return
+        _require(last_commit is not None, "bad_last_commit", "missing last commit")
+        assert last_commit is not None
+        _require(last_commit.hash == expected, "bad_last_commit", "last commit hash differs")
+        cs.verify_commit(
+            self.get_validators(height - 1),
+            self.chain_id,
+            height - 1,
+            self._tip_hash(),
+            last_commit,
+        )
+
+    # Deciding.
+    def _decide(self, action: cs.Decide) -> None:
+        candidate = self.candidates.get(action.block_hash)
+        if candidate is None or candidate.result is None:
+            log.error("decided block %s is not held; syncing", action.block_hash.hex()[:16])
+            self._request_sync(None)
+            return
+        self._commit(candidate.block, action.commit, candidate.result, candidate.last_commit)
+        self._after_commit(candidate.block, candidate.result)
+
+    def _commit(
+        self, block: Block, commit: Commit, result: BlockResult, last_commit: Commit | None
+    ) -> None:
+        chain.commit_block(self.store, block, commit, result)
+        if last_commit is not None and block.height > 1:
+            stored = chain.get_commit(self.store, block.height - 1)
+            if stored is None or stored.hash != last_commit.hash:
+                chain.save_commit(self.store, block.height - 1, last_commit)
+
+    def _after_commit(self, block: Block, result: BlockResult) -> None:
+        now = self.clock_ms()
+        self.metrics.block_interval.observe(max(0, now - self.last_commit_ms) / 1000)
+        self.last_commit_ms = now
+        self.metrics.committed_blocks += 1
+        self.metrics.committed_txs += len(block.txs)
+        signers = {tx.body.signer for tx in block.txs}
+        ctx = BlockContext(self.chain_id, block.height + 1, block.header.time_ms)
+        evicted = self.mempool.update((tx.hash for tx in block.txs), signers, ctx)
+        self._on_commit(block, result)
+        for tx_hash, code in evicted:
+            log.info("evicted tx %s: %s", tx_hash.hex()[:16], code)
+        log.info(
+            "committed block %d %s txs=%d", block.height, block.hash.hex()[:16], len(block.txs)
+        )
+        self._broadcast(msg.STATUS, [block.height, block.hash])
+        self._validator_cache.pop(block.height + 1, None)
+        self._after_height_change()
+
+    def _after_height_change(self) -> None:
+        """The machine entered the next height inside `step`; re-sync the node's view."""
+        state = self.state
+        if state is None or state.height != self.height + 1:
+            self.state = None
+            self._enter_height()
+            return
+        self.candidates.clear()
+        self.own_messages.clear()
+        self.idle = not self._has_work() and not self.config.heartbeat_ms
+        if self.config.heartbeat_ms:
+            self._call_later(self.config.heartbeat_ms / 1000, Wake())
+        buffered, self.future = self.future, []
+        for message in buffered:
+            self._on_peer_message(message)
+
+    def _record_evidence(self, action: cs.Evidence) -> None:
+        self.evidence_count += 1
+        key = make_evidence_key(self.height + 1, self.evidence_count)
+        self.store.put(key, action.first.encode() + action.second.encode())
+        log.warning("evidence of equivocation recorded at height %d", self.height + 1)
+
+    # Peer messages.
+    def _on_peer_message(self, message: PeerMessage) -> None:
+        if message.kind == msg.PROPOSAL:
+            self._on_proposal(message)
+        elif message.kind == msg.VOTE:
+            self._on_vote(message)
+        elif message.kind == msg.STATUS:
+            self._on_status(message)
+        elif message.kind == msg.BLOCKS:
+            self._on_blocks(message)
+
+    def _message_height(self, height: int, message: PeerMessage) -> bool:
+        """True when `height` is current; buffers the next height's and syncs if far ahead."""
+        current = self.height + 1
+        if height == current:
+            if self.idle:
+                self._leave_idle()
+            return True
+        if height == current + 1 and len(self.future) < 10_000:
+            self.future.append(message)
+        if height > current:
+            self.peer_heights[message.peer] = max(
+                self.peer_heights.get(message.peer, 0), height - 1
+            )
+            if height > current + 1:
+                self._request_sync(message.peer)
+        return False
+
+    def _on_proposal(self, message: PeerMessage) -> None:
+        raw_proposal, raw_block, raw_last = msg.parse_proposal(message.payload)
+        proposal = cs.Proposal.decode(raw_proposal)
+        if not self._message_height(proposal.height, message):
+            return
+        block = Block.decode(raw_block)
+        last_commit = Commit.decode(raw_last) if raw_last else None
+        if block.hash != proposal.block_hash:
+            log.warning("proposal names another block; dropped")
+            return
+        candidate = self._judge(block, raw_block, last_commit)
+        self._feed(cs.ProposalReceived(proposal, candidate.valid))
+
+    def _on_vote(self, message: PeerMessage) -> None:
+        vote = cs.Vote.decode(message.payload)
+        if self._message_height(vote.height, message):
+            self._feed(cs.VoteReceived(vote))
+
+    def _on_status(self, message: PeerMessage) -> None:
+        height, _ = msg.parse_status(message.payload)
+        self.peer_heights[message.peer] = height
+        if height > self.height:
+            self._request_sync(message.peer)
+
+    # Block sync.
+    def _request_sync(self, peer: bytes | None) -> None:
+        now = time.monotonic()
+        if now < self.sync_inflight_until:
+            return
+        target = peer or self._best_peer()
+        if target is None:
+            return
+        self.sync_inflight_until = now + 2.0
+        self._send(target, msg.GET_BLOCKS, [self.height + 1, msg.MAX_SYNC_BLOCKS])
+
+    def _best_peer(self) -> bytes | None:
+        ahead = [(h, p) for p, h in self.peer_heights.items() if h > self.height]
+        return max(ahead)[1] if ahead else None
+
+    def _on_blocks(self, message: PeerMessage) -> None:
+        self.sync_inflight_until = 0.0
+        applied = 0
+        for raw_block, raw_commit in msg.parse_blocks(message.payload):
+            block = Block.decode(raw_block)
+            commit = Commit.decode(raw_commit)
+            if block.height != self.height + 1:
+                continue
+            try:
+                self._apply_synced(block, commit)
+            except (LedgerError, cs.ConsensusError) as exc:
+                log.warning("sync: block %d from peer refused: %s", block.height, exc)
+                return
+            applied += 1
+        if applied:
+            self.state = None
+            self._enter_height()
+            if self.peer_heights.get(message.peer, 0) > self.height:
+                self._request_sync(message.peer)
+
+    def _apply_synced(self, block: Block, commit: Commit) -> None:
+        validators = self.get_validators(block.height)
+        cs.verify_commit(validators, self.chain_id, block.height, block.hash, commit)
+        result = self._validate_block(block, None, live=False)
+        self._commit(block, commit, result, None)
+        self.metrics.synced_blocks += 1
+        now = self.clock_ms()
+        self.last_commit_ms = now
+        self.metrics.committed_blocks += 1
+        self.metrics.committed_txs += len(block.txs)
+        signers = {tx.body.signer for tx in block.txs}
+        ctx = BlockContext(self.chain_id, block.height + 1, block.header.time_ms)
+        self.mempool.update((tx.hash for tx in block.txs), signers, ctx)
+        self._on_commit(block, result)
+        self._validator_cache.pop(block.height + 1, None)
+        log.info("synced block %d %s", block.height, block.hash.hex()[:16])
+
+    def serve_blocks(self, start: int, limit: int) -> list[list[bytes]]:
+        """Blocks with their commits from `start`, for a peer that is behind."""
+        out: list[list[bytes]] = []
+        for height in range(start, min(self.height, start + limit - 1) + 1):
+            raw = self.store.get(make_block_key(height))
+            commit = chain.get_commit(self.store, height)
+            if raw is None or commit is None:
+                break
+            out.append([raw, commit.encode()])
+        return out
+
+    def regossip(self, peer: bytes) -> None:
+        """On (re)connect: our status and this height's own proposal and votes."""
+        self._send(peer, msg.STATUS, [self.height, self._tip_hash()])
+        for kind, payload in self.own_messages:
+            self._send(peer, kind, payload)
+
+    # Helpers.
+    def _tip_hash(self) -> bytes:
+        return chain.get_block_hash(self.store, self.height) or ZERO_HASH
+
+    def _state_hash(self, height: int) -> bytes:
+        value = chain.get_state_hash(self.store, height)
+        if value is None:
+            raise LedgerError(f"no state hash at height {height}", "store_error")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class _ProposeNow:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _StatusTick:
+    pass
+
+
+def _require(ok: bool, code: str, message: str) -> None:
+    if not ok:
+        raise LedgerError(message, code)

@@ -1,0 +1,59 @@
+"""`run_node(path)`: one node in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from node.app import create_app
+from node.config import NodeConfig, load_config
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(config: NodeConfig) -> None:
+    handler = logging.FileHandler(config.log_path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def serve(config: NodeConfig) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port, reuse_address=True)
+    await site.start()
+    logging.getLogger("bakong.node").info("serving HTTP on %s", config.http_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_node(config_path: Path) -> None:
+    config = load_config(config_path)
+    setup_logging(config)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(serve(config))
+    except Exception:
+        logging.getLogger("bakong.node").exception("node stopped on an error")
+        print(f"error: node_failed: see {config.log_path}", file=sys.stderr)
+        raise SystemExit(1) from None

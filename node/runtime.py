@@ -1,0 +1,317 @@
+"""One bank's node: store, genesis, mempool, P2P and the consensus engine, wired together.
+
+`Node` owns the resources; `node.app.create_app(config)` exposes it over HTTP and starts
+and stops it with the aiohttp application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from genesis.load import genesis_hash, load_genesis_file, load_genesis_into
+from ledger import chain
+from ledger.block import Block
+from ledger.crypto import PrivateKey, read_key_file
+from ledger.errors import CodecError, LedgerError
+from ledger.schema import BANK_PREFIX
+from ledger.state import Bank, State
+from ledger.store.leveldb import LevelDBStore
+from ledger.transition import BlockResult
+from ledger.tx import SignedTx
+from node import messages as msg
+from node.config import NodeConfig, parse_peer
+from node.engine import Engine, PeerMessage, _StatusTick
+from node.mempool import Mempool, MempoolError
+from node.metrics import Metrics
+from node.p2p import MessageRouter, P2PParams, PeerManager
+
+log = logging.getLogger("bakong.node")
+
+GOSSIP_FLUSH_S = 0.005
+GOSSIP_MAX_BATCH = 2000
+STATUS_INTERVAL_S = 1.0
+
+
+class Node:
+    def __init__(self, config: NodeConfig, clock_ms: Callable[[], int] | None = None) -> None:
+        self.config = config
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.genesis = load_genesis_file(config.genesis_path)
+        self.chain_id = self.genesis.chain_id
+        self.node_key = read_key_file(config.node_key_path)
+        path = config.operator_key_path
+        self.operator_key: PrivateKey | None = read_key_file(path) if path else None
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        self.store = LevelDBStore(config.data_path / "chain.db")
+        load_genesis_into(self.store, self.genesis)
+        self.genesis_hash = genesis_hash(self.genesis)
+        self.metrics = Metrics()
+        self.mempool = Mempool(
+            self.store,
+            self.chain_id,
+            capacity=config.mempool.capacity,
+            nonce_window=config.mempool.nonce_window,
+            tx_ttl_ms=self.genesis.params.tx_ttl_ms,
+            max_clock_skew_ms=self.genesis.params.max_clock_skew_ms,
+        )
+        self.mempool.on_evict = self._on_evict
+        router = MessageRouter()
+        self.p2p = PeerManager(
+            self.node_key,
+            self.chain_id,
+            config.p2p.host,
+            config.p2p.port,
+            [parse_peer(p) for p in config.p2p.peers],
+            self.is_admitted,
+            router,
+            on_peer_connected=self._on_peer_connected,
+            params=P2PParams.from_config(config.p2p),
+        )
+        self.engine = Engine(
+            store=self.store,
+            chain_id=self.chain_id,
+            node_key=self.node_key,
+            config=config.consensus,
+            mempool=self.mempool,
+            metrics=self.metrics,
+            send=lambda peer, kind, payload: self.p2p.send(peer, kind, payload),
+            broadcast=lambda kind, payload: self.p2p.broadcast(kind, payload),
+            on_commit=self._on_commit,
+            clock_ms=self.clock_ms,
+            max_clock_skew_ms=self.genesis.params.max_clock_skew_ms,
+        )
+        for kind in (msg.PROPOSAL, msg.VOTE, msg.STATUS, msg.BLOCKS):
+            router.register(kind, self._to_engine(kind))
+        router.register(msg.TX_BATCH, self._on_tx_batch)
+        router.register(msg.GET_BLOCKS, self._on_get_blocks)
+        self.waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
+        self.admitted_at: OrderedDict[bytes, int] = OrderedDict()
+        self._gossip: list[bytes] = []
+        self._gossip_scheduled = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.operator_nonce: int | None = None
+
+    # Lifecycle.
+    async def start(self) -> None:
+        loaded = self.mempool.load(self.clock_ms())
+        if loaded:
+            log.info("restored %d pending txs from the store", loaded)
+            self._gossip.extend(self.mempool.all_raw())
+        await self.p2p.start()
+        self._tasks.append(asyncio.create_task(self.engine.run(), name="consensus"))
+        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        if self._gossip:
+            self._schedule_gossip()
+        log.info(
+            "node %s started: chain %s height %d validator=%s",
+            self.config.name,
+            self.chain_id,
+            self.engine.height,
+            self.engine.is_validator(),
+        )
+
+    async def stop(self) -> None:
+        self.engine.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.p2p.stop()
+        for futures in self.waiters.values():
+            for future in futures:
+                future.cancel()
+        self.store.close()
+        log.info("node %s stopped", self.config.name)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL_S)
+            self.engine.submit(_StatusTick())
+
+    # Admission of registered node keys.
+    def is_admitted(self, public_key: bytes) -> bool:
+        return public_key in self.registered_node_keys()
+
+    def registered_node_keys(self) -> set[bytes]:
+        return {Bank.decode(raw).node_key for _, raw in self.store.iterate(BANK_PREFIX)}
+
+    # Transactions from clients.
+    def submit_tx(self, raw: bytes) -> bytes:
+        """Decode, check and persist one tx; raises MempoolError (or CodecError)."""
+        tx = SignedTx.decode(raw)
+        try:
+            tx_hash = self.mempool.add(tx, raw, self.clock_ms())
+        except MempoolError as exc:
+            self.metrics.refuse(exc.code)
+            raise
+        self._admitted(tx_hash, raw)
+        return tx_hash
+
+    def submit_many(self, raws: list[bytes]) -> list[dict[str, Any]]:
+        decoded: list[tuple[SignedTx, bytes]] = []
+        out: list[dict[str, Any]] = []
+        slots: list[int] = []
+        for raw in raws:
+            try:
+                decoded.append((SignedTx.decode(raw), raw))
+                slots.append(len(out))
+                out.append({})
+            except LedgerError as exc:
+                out.append({"error": {"code": exc.code, "message": exc.message}})
+        outcomes = self.mempool.add_many(decoded, self.clock_ms())
+        for slot, (tx, raw), (tx_hash, error) in zip(slots, decoded, outcomes, strict=True):
+            if error is None:
+                self._admitted(tx_hash, raw)
+                out[slot] = {"hash": tx_hash.hex()}
+            else:
+                self.metrics.refuse(error.code)
+                out[slot] = {
+                    "hash": tx.hash.hex(),
+                    "error": {"code": error.code, "message": error.message},
+                }
+        return out
+
+    def _admitted(self, tx_hash: bytes, raw: bytes) -> None:
+        self.metrics.received_txs += 1
+        self.admitted_at[tx_hash] = self.clock_ms()
+        if len(self.admitted_at) > 200_000:
+            self.admitted_at.popitem(last=False)
+        self._gossip.append(raw)
+        self._schedule_gossip()
+        self.engine.wake()
+
+    def _schedule_gossip(self) -> None:
+        if not self._gossip_scheduled:
+            self._gossip_scheduled = True
+            asyncio.get_running_loop().call_later(GOSSIP_FLUSH_S, self._flush_gossip)
+
+    def _flush_gossip(self) -> None:
+        self._gossip_scheduled = False
+        batch, self._gossip = self._gossip, []
+        for start in range(0, len(batch), GOSSIP_MAX_BATCH):
+            self.p2p.broadcast(
+                msg.TX_BATCH, batch[start : start + GOSSIP_MAX_BATCH], droppable=True
+            )
+
+    # P2P handlers.
+    def _to_engine(self, kind: int) -> Callable[[bytes, Any], None]:
+        def handler(peer: bytes, payload: Any) -> None:
+            self.engine.submit(PeerMessage(peer, kind, payload))
+
+        return handler
+
+    def _on_tx_batch(self, peer: bytes, payload: Any) -> None:
+        items: list[tuple[SignedTx, bytes]] = []
+        for raw in msg.parse_tx_batch(payload):
+            try:
+                items.append((SignedTx.decode(raw), raw))
+            except CodecError:
+                continue
+        outcomes = self.mempool.add_many(items, self.clock_ms())
+        if any(error is None for _, error in outcomes):
+            self.engine.wake()
+
+    def _on_get_blocks(self, peer: bytes, payload: Any) -> None:
+        start, limit = msg.parse_get_blocks(payload)
+        self.p2p.send(peer, msg.BLOCKS, self.engine.serve_blocks(start, limit))
+
+    def _on_peer_connected(self, peer: bytes) -> None:
+        self.engine.regossip(peer)
+        pending = self.mempool.all_raw()
+        for start in range(0, len(pending), GOSSIP_MAX_BATCH):
+            self.p2p.send(
+                peer, msg.TX_BATCH, pending[start : start + GOSSIP_MAX_BATCH], droppable=True
+            )
+
+    # Commit and rejection notices.
+    def _on_commit(self, block: Block, result: BlockResult) -> None:
+        now = self.clock_ms()
+        for position, tx in enumerate(block.txs):
+            admitted = self.admitted_at.pop(tx.hash, None)
+            if admitted is not None:
+                self.metrics.commit_latency.observe(max(0, now - admitted) / 1000)
+            futures = self.waiters.pop(tx.hash, None)
+            if futures:
+                status = {
+                    "hash": tx.hash.hex(),
+                    "status": "committed",
+                    "height": block.height,
+                    "position": position,
+                }
+                for future in futures:
+                    if not future.done():
+                        future.set_result(status)
+
+    def _on_evict(self, tx_hash: bytes, code: str) -> None:
+        self.admitted_at.pop(tx_hash, None)
+        futures = self.waiters.pop(tx_hash, None)
+        if futures:
+            status = {"hash": tx_hash.hex(), "status": "rejected", "height": None, "error": code}
+            for future in futures:
+                if not future.done():
+                    future.set_result(status)
+
+    # Queries.
+    def tx_status(self, tx_hash: bytes) -> dict[str, Any] | None:
+        found = chain.get_tx_location(self.store, tx_hash)
+        if found is not None:
+            return {
+                "hash": tx_hash.hex(),
+                "status": "committed",
+                "height": found[0],
+                "position": found[1],
+            }
+        if tx_hash in self.mempool:
+            return {"hash": tx_hash.hex(), "status": "pending", "height": None}
+        code = self.mempool.rejection_of(tx_hash)
+        if code is not None:
+            return {"hash": tx_hash.hex(), "status": "rejected", "height": None, "error": code}
+        return None
+
+    async def wait_tx(self, tx_hash: bytes, timeout_s: float) -> dict[str, Any] | None:
+        status = self.tx_status(tx_hash)
+        if status is None or status["status"] != "pending" or timeout_s <= 0:
+            return status
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(tx_hash, []).append(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return self.tx_status(tx_hash)
+        finally:
+            futures = self.waiters.get(tx_hash)
+            if futures and future in futures:
+                futures.remove(future)
+                if not futures:
+                    del self.waiters[tx_hash]
+
+    def status(self) -> dict[str, Any]:
+        height = self.engine.height
+        return {
+            "chain_id": self.chain_id,
+            "node": self.config.name,
+            "bank": self.config.bank,
+            "height": height,
+            "block_hash": (chain.get_block_hash(self.store, height) or b"").hex(),
+            "state_hash": (chain.get_state_hash(self.store, height) or b"").hex(),
+            "validator": self.engine.is_validator(),
+            "peers": len(self.p2p.connected_peers()),
+            "round": self.engine.round,
+            "mempool": len(self.mempool),
+            "node_key": self.node_key.public_key.hex(),
+        }
+
+    def next_operator_nonce(self) -> int:
+        """The bank operator's next nonce, counting its txs still pending here."""
+        operator = f"admin@{self.config.bank}"
+        account = State(self.store).get_account(operator)
+        committed = account.nonce if account else 0
+        pending = self.mempool.pending_nonces(operator)
+        candidate = max([committed, *(n + 1 for n in pending)])
+        if self.operator_nonce is not None and self.operator_nonce > candidate:
+            candidate = self.operator_nonce
+        return candidate
