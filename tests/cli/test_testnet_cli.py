@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from cli.keystore import DEV_PASSPHRASE, Keystore
 from cli.main import cli
 from ledger.crypto import read_key_file
 from node import testnet as tn
+from node.config import load_config
 
 STATUS_KEYS = {
     "name",
@@ -250,3 +253,36 @@ def test_error_is_one_line_from_the_real_entry_point(home: Path) -> None:
     assert result.stderr.splitlines() == [
         f"error: testnet_not_found: no testnet in {home} (run `bakong testnet init`)"
     ]
+
+
+def fake_node_main(monkeypatch: pytest.MonkeyPatch, run_node: Callable[[Path], None]) -> None:
+    """Stand in for the lead's node.main so `node run` is tested on its own."""
+    module = types.ModuleType("node.main")
+    module.run_node = run_node  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "node.main", module)
+
+
+def test_node_run_basic(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node_dir = small / "nodes" / "aclb"
+    seen: list[tuple[Path, str]] = []
+
+    def run_node(config_path: Path) -> None:
+        seen.append((config_path, (node_dir / tn.PID_FILE).read_text().strip()))
+
+    fake_node_main(monkeypatch, run_node)
+    ok(run("node", "run", "--home", str(node_dir)))
+    assert seen == [(node_dir / tn.CONFIG_FILE, str(os.getpid()))]
+    assert not (node_dir / tn.PID_FILE).exists()
+
+
+def test_invalid_node_run_bad_config(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node_dir = small / "nodes" / "aclb"
+
+    def run_node(config_path: Path) -> None:
+        load_config(config_path)
+
+    (node_dir / tn.CONFIG_FILE).write_text('name = "aclb"\nbank = "aclb"\ncolour = "red"\n')
+    fake_node_main(monkeypatch, run_node)
+    last = fails(run("node", "run", "--home", str(node_dir)), "bad_config")
+    assert "colour" in last
+    assert not (node_dir / tn.PID_FILE).exists()
