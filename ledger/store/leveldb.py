@@ -28,8 +28,11 @@ class LevelDBStore:
         self._closed = False
 
     def get(self, key: bytes) -> bytes | None:
-        self._check_open()
-        value: bytes | None = self._db.get(key)
+        """The hot path of execution: plyvel itself refuses a closed database."""
+        try:
+            value: bytes | None = self._db.get(key)
+        except RuntimeError as exc:
+            raise StoreError(f"the store at {self.path} is closed", "store_closed") from exc
         return value
 
     def put(self, key: bytes, value: bytes) -> None:
