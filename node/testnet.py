@@ -524,9 +524,23 @@ def wait_until_ready(
         if exited:
             raise _not_ready_error(home, exited, "exited")
         if time.monotonic() >= deadline:
-            stuck = [m for m, n in zip(manifest.nodes, status.nodes, strict=True) if n not in ready]
-            raise _not_ready_error(home, stuck, f"not ready after {timeout:g}s")
+            raise _timeout_error(home, manifest, status, timeout)
         time.sleep(_POLL_S)
+
+
+def _timeout_error(
+    home: Path, manifest: Manifest, status: TestnetStatus, timeout: float
+) -> TestnetNotReady:
+    pairs = zip(manifest.nodes, status.nodes, strict=True)
+    stuck = [(m, n) for m, n in pairs if not is_ready(n, manifest.validator_count)]
+    reasons = "; ".join(_get_not_ready_reason(n, manifest.validator_count) for _, n in stuck)
+    return _not_ready_error(home, [m for m, _ in stuck], f"within {timeout:g}s: {reasons}")
+
+
+def _get_not_ready_reason(node: NodeStatus, validator_count: int) -> str:
+    if not node.serving:
+        return f"{node.name} not serving"
+    return f"{node.name} has {node.peers or 0} peers, needs {validator_count - 1}"
 
 
 def _has_live_process(node_dir: Path) -> bool:
@@ -538,16 +552,15 @@ def _has_live_process(node_dir: Path) -> bool:
 
 def _not_ready_error(home: Path, stuck: Sequence[NodeEntry], why: str) -> TestnetNotReady:
     names = ", ".join(node.name for node in stuck)
-    logs = [path for node in stuck for path in _log_paths(get_node_dir(home, node))]
-    see = logs[0] if logs else get_node_dir(home, stuck[0]) / OUT_FILE
-    return TestnetNotReady(
-        f"{names} did not start ({why}); see {see}",
-        [(path, get_log_tail(path)) for path in logs[:_LOG_TAIL_FILES]],
-    )
+    dirs = [get_node_dir(home, node) for node in stuck]
+    tails = [(path, tail) for d in dirs for path in _log_paths(d) if (tail := get_log_tail(path))]
+    see = tails[0][0] if tails else dirs[0] / OUT_FILE
+    return TestnetNotReady(f"{names} did not start ({why}); see {see}", tails[:_LOG_TAIL_FILES])
 
 
 def _log_paths(node_dir: Path) -> list[Path]:
-    return [p for p in (node_dir / OUT_FILE, node_dir / LOG_FILE) if p.is_file()]
+    """node.out first: a crash's traceback lands there, the node's own events in node.log."""
+    return [node_dir / OUT_FILE, node_dir / LOG_FILE]
 
 
 def get_log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:

@@ -368,10 +368,28 @@ def test_invalid_up_validators_not_connected(
             tn.up_testnet(home, timeout=1.5, command=command)
     finally:
         track_started(home, manifest, procs)
-    validators = [n.name for n in manifest.nodes if n.validator]
+    out = tn.get_node_dir(home, manifest.nodes[0]) / tn.OUT_FILE
     assert err.value.code == "testnet_not_ready"
-    assert err.value.message.startswith(f"{', '.join(validators)} did not start (not ready")
-    assert any("fake node starting" in line for _, lines in err.value.log_tails for line in lines)
+    assert err.value.message == (
+        "bank0, bank1 did not start (within 1.5s: bank0 has 0 peers, needs 1; "
+        f"bank1 has 0 peers, needs 1); see {out}"
+    )
+    assert [path for path, _ in err.value.log_tails] == [
+        tn.get_node_dir(home, node) / tn.OUT_FILE for node in manifest.nodes[:2]
+    ]
+    assert all(lines[0].startswith("fake node starting") for _, lines in err.value.log_tails)
+
+
+def test_invalid_up_not_serving(tmp_path: Path, procs: Procs, fake_script: Path) -> None:
+    home = tmp_path / "home"
+    manifest = make_home(home, validators=1, observers=0)
+    command = fake_command(manifest, fake_script, procs, peers=0, delay=60)
+    try:
+        with pytest.raises(tn.TestnetNotReady) as err:
+            tn.up_testnet(home, timeout=1, command=command)
+    finally:
+        track_started(home, manifest, procs)
+    assert err.value.message.startswith("bank0 did not start (within 1s: bank0 not serving); ")
 
 
 def test_invalid_up_node_exits(tmp_path: Path, procs: Procs) -> None:
