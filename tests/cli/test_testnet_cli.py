@@ -286,3 +286,37 @@ def test_invalid_node_run_bad_config(small: Path, monkeypatch: pytest.MonkeyPatc
     last = fails(run("node", "run", "--home", str(node_dir)), "bad_config")
     assert "colour" in last
     assert not (node_dir / tn.PID_FILE).exists()
+
+
+@pytest.mark.slow
+def test_real_nodes_up_status_down(home: Path) -> None:
+    """Smoke test with the real node: the manager and `node run` agree on the contract."""
+    ok(
+        run(
+            "testnet",
+            "init",
+            "--home",
+            str(home),
+            "--validators",
+            "2",
+            "--observers",
+            "1",
+            "--base-port",
+            str(free_base(3)),
+        )
+    )
+    try:
+        ok(run("testnet", "up", "--home", str(home), "--timeout", "60"))
+        status = json.loads(ok(run("testnet", "status", "--json", "--home", str(home))))
+        assert all(n["running"] and n["height"] == 0 for n in status["nodes"])
+        assert len({(n["block_hash"], n["state_hash"]) for n in status["nodes"]}) == 1
+        ok(run("testnet", "up", "--home", str(home), "--timeout", "60"))
+        again = json.loads(ok(run("testnet", "status", "--json", "--home", str(home))))
+        assert [n["pid"] for n in again["nodes"]] == [n["pid"] for n in status["nodes"]]
+    finally:
+        down = ok(run("testnet", "down", "--home", str(home), "--timeout", "5"))
+    assert [line.split(":")[0] for line in down.splitlines()] == ["nbc", "aclb", "aba"]
+    assert not any(
+        n["running"]
+        for n in json.loads(ok(run("testnet", "status", "--json", "--home", str(home))))["nodes"]
+    )
