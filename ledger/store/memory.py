@@ -10,6 +10,9 @@ from ledger.errors import StoreError
 from ledger.kv import WriteBatch
 from ledger.store import compute_key_range
 
+# Past this many added or removed keys, re-sorting beats inserting one at a time.
+_BULK = 32
+
 
 class MemoryBatch:
     """Buffered writes, applied in order by `MemoryStore.atomic_batch` on a clean exit."""
@@ -71,14 +74,32 @@ class MemoryStore:
         batch = MemoryBatch()
         yield batch
         self._check_open()
-        for key, value in batch.ops:
-            if value is None:
-                self._delete(key)
-            else:
-                self._put(key, value)
+        self._apply(batch.ops)
 
     def close(self) -> None:
         self._closed = True
+
+    def _apply(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        """Apply a batch, then fix the key order once (a block adds thousands of keys)."""
+        before = {key for key, _ in ops if key in self._data}
+        for key, value in ops:
+            if value is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value
+        touched = {key for key, _ in ops}
+        added = [key for key in touched - before if key in self._data]
+        removed = {key for key in before if key not in self._data}
+        if len(added) + len(removed) < _BULK:
+            for key in removed:
+                del self._keys[bisect.bisect_left(self._keys, key)]
+            for key in added:
+                bisect.insort(self._keys, key)
+            return
+        if removed:
+            self._keys = [key for key in self._keys if key not in removed]
+        self._keys.extend(added)
+        self._keys.sort()
 
     def _put(self, key: bytes, value: bytes) -> None:
         if key not in self._data:

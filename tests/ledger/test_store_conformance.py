@@ -209,3 +209,17 @@ def test_invalid_leveldb_missing(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info:
         LevelDBStore(tmp_path / "absent", create_if_missing=False)
     assert info.value.code == "store_error"
+
+
+def test_memory_bulk_batch_keeps_key_order() -> None:
+    store = MemoryStore()
+    fill(store, [b"k%03d" % i for i in range(0, 100, 2)])
+    with store.atomic_batch() as batch:
+        for i in range(100):
+            batch.put(b"k%03d" % i, b"new")
+        for i in range(0, 100, 3):
+            batch.delete(b"k%03d" % i)
+        batch.put(b"k000", b"back")
+    expected = [b"k000"] + [b"k%03d" % i for i in range(100) if i % 3]
+    assert keys_of(store.iterate(b"k")) == expected
+    assert keys_of(store.iterate(b"k", reverse=True)) == expected[::-1]
