@@ -129,11 +129,16 @@ class BlockHeader:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A header and its signed txs. Encoded as [header, [tx bytes, ...]]: each tx keeps the
-    canonical bytes it was signed and hashed as."""
+    """A header and its signed txs. Encoded as [header, [tx bytes, ...]]; `tx_bytes` holds
+    each tx's canonical bytes, kept from decoding so that storing a received block never
+    re-encodes its txs."""
 
     header: BlockHeader
     txs: tuple[SignedTx, ...]
+    tx_bytes: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tx_bytes", tuple(tx.encode() for tx in self.txs))
 
     @property
     def hash(self) -> bytes:
@@ -144,18 +149,32 @@ class Block:
         return self.header.height
 
     def encode(self) -> bytes:
-        return pack([self.header.to_obj(), [tx.encode() for tx in self.txs]])
+        return pack([self.header.to_obj(), list(self.tx_bytes)])
 
     @staticmethod
     def decode(data: bytes) -> Block:
         fields = expect_list(unpack(data, MAX_BLOCK_BYTES), 2, "block")
         header = BlockHeader.from_obj(fields[0])
-        raw_txs = expect_list(fields[1], None, "block txs")
-        txs = tuple(SignedTx.decode(expect_bytes_max(raw, MAX_TX_BYTES, "tx")) for raw in raw_txs)
+        raw_txs = tuple(
+            expect_bytes_max(raw, MAX_TX_BYTES, "tx")
+            for raw in expect_list(fields[1], None, "block txs")
+        )
+        txs = tuple(SignedTx.decode(raw) for raw in raw_txs)
         # The body must be the one the header commits to.
         if compute_tx_root([tx.hash for tx in txs]) != header.tx_root:
             fail("block tx root does not match its txs", "bad_tx_root")
-        return Block(header, txs)
+        return _assemble_block(header, txs, raw_txs)
+
+
+def _assemble_block(
+    header: BlockHeader, txs: tuple[SignedTx, ...], tx_bytes: tuple[bytes, ...]
+) -> Block:
+    """A Block from decoded parts whose canonical tx bytes are already known."""
+    block = object.__new__(Block)
+    object.__setattr__(block, "header", header)
+    object.__setattr__(block, "txs", txs)
+    object.__setattr__(block, "tx_bytes", tx_bytes)
+    return block
 
 
 def decode_block_header(data: bytes) -> BlockHeader:

@@ -76,6 +76,17 @@ def test_basic() -> None:
     assert [tx.hash for tx in decoded.txs] == [tx.hash for tx in block.txs]
 
 
+def test_decoded_block_reuses_tx_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_block().encode()
+    decoded = Block.decode(data)
+
+    def no_reencoding(self: SignedTx) -> bytes:
+        raise AssertionError("a decoded block re-encoded a tx")
+
+    monkeypatch.setattr(SignedTx, "encode", no_reencoding)
+    assert decoded.encode() == data
+
+
 def test_empty_block() -> None:
     block = make_block(0)
     assert block.header.tx_root == EMPTY_ROOT == sha256(b"")
