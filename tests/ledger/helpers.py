@@ -17,7 +17,7 @@ from ledger.commands import Command, Transfer
 from ledger.constants import CENTRAL_BANK_CODE, TX_VERSION
 from ledger.crypto import PrivateKey, sha256
 from ledger.ids import operator_of
-from ledger.kv import KeyValueReader
+from ledger.kv import KeyValueReader, KeyValueStore
 from ledger.permissions import DEFAULT_ROLES
 from ledger.state import Account, ChainParams, State
 from ledger.store.memory import MemoryStore
@@ -104,7 +104,7 @@ class Ledger:
     """A chain in memory: genesis at height 0, then one committed block per `apply`."""
 
     genesis: Genesis = field(default_factory=make_genesis)
-    store: MemoryStore = field(default_factory=MemoryStore)
+    store: KeyValueStore = field(default_factory=MemoryStore)
     height: int = 0
     state_hash: bytes = b""
     time_ms: int = GENESIS_TIME
