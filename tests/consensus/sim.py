@@ -87,6 +87,7 @@ class Node:
     decided_rounds: dict[int, int] = field(default_factory=dict)
     future: dict[int, list[SignedMessage]] = field(default_factory=dict)
     missed: list[SignedMessage] = field(default_factory=list)
+    inbox: list[SignedMessage] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
 
     @property
@@ -108,6 +109,7 @@ class Simulator:
         delay: tuple[int, int] = (1, 15),
         loss: float = 0.0,
         duplication: float = 0.0,
+        crash_on_persist: float = 0.0,
     ) -> None:
         self.rng = random.Random(seed)
         self.keys = make_keys(n)
@@ -116,6 +118,7 @@ class Simulator:
         self.delay = delay
         self.loss = loss
         self.duplication = duplication
+        self.crash_on_persist = crash_on_persist
         self.now = 0
         self.seq = 0
         self.queue: list[tuple[int, int, int, int, object]] = []
@@ -145,13 +148,19 @@ class Simulator:
             self.send(dst, message)
 
     def crash(self, index: int) -> None:
+        """Lose everything but what was persisted; peers will gossip the rest again,
+        its own messages of the height included."""
         node = self.nodes[index]
         node.state = None
         node.incarnation += 1
         node.future = {}
+        node.missed.extend(node.inbox)
+        node.inbox = []
 
     def restart(self, index: int) -> None:
         node = self.nodes[index]
+        if node.state is not None or node.behaviour == "silent":
+            return
         self.boot(node)
         missed, node.missed = node.missed, []
         for message in missed:
@@ -160,8 +169,7 @@ class Simulator:
     # Running
 
     def run(self, until_ms: int, heights: int | None = None) -> None:
-        """Process events up to `until_ms`, or until every running honest node decided
-        `heights` heights."""
+        """Process events up to `until_ms`, or until every honest node decided `heights`."""
         while self.queue and self.queue[0][0] <= until_ms:
             if heights is not None and self.all_decided(heights):
                 return
@@ -173,17 +181,15 @@ class Simulator:
                     node.missed.append(item)
                 elif node.state is not None:
                     self.receive(node, item)
+            elif item == "restart":
+                self.restart(dst)
             elif node.state is not None and incarnation == node.incarnation:
                 assert isinstance(item, ProposalValue | TimeoutFired)
                 self.feed(node, item)
         self.now = max(self.now, until_ms)
 
     def all_decided(self, heights: int) -> bool:
-        return all(
-            len(node.decisions) >= heights
-            for node in self.nodes
-            if node.is_honest and node.state is not None
-        )
+        return all(len(node.decisions) >= heights for node in self.nodes if node.is_honest)
 
     # Checks
 
@@ -235,6 +241,7 @@ class Simulator:
     def receive(self, node: Node, message: SignedMessage) -> None:
         assert node.state is not None
         self.relay(node, message)
+        node.inbox.append(message)
         if message.height > node.state.height:
             node.future.setdefault(message.height, []).append(message)
             return
@@ -259,18 +266,34 @@ class Simulator:
         node.state, actions = step(node.state, event)
         for action in actions:
             self.run_action(node, action)
+            if isinstance(action, PersistSignState) and self.is_crash_now(node):
+                return
         if node.state.height != height:
-            for message in node.future.pop(node.state.height, []):
+            pending = node.future.pop(node.state.height, [])
+            for i, message in enumerate(pending):
+                if node.state is None:
+                    node.missed.extend(pending[i:])
+                    return
                 self.receive(node, message)
+
+    def is_crash_now(self, node: Node) -> bool:
+        """Crash between persisting a signature and sending it; restart a little later."""
+        if not node.is_honest or self.rng.random() >= self.crash_on_persist:
+            return False
+        self.crash(node.index)
+        self.schedule(self.rng.randint(5, 100), node.index, "restart")
+        return True
 
     def run_action(self, node: Node, action: Action) -> None:
         match action:
             case PersistSignState(sign_state):
                 node.persisted = sign_state
             case BroadcastProposal(proposal):
+                node.inbox.append(proposal)
                 self.record_signature(node, proposal, "proposal")
                 self.send_proposal(node, proposal)
             case BroadcastVote(vote):
+                node.inbox.append(vote)
                 self.record_signature(node, vote, vote.vote_type.name)
                 self.send_vote(node, vote)
             case RequestProposal(height, round_):
@@ -296,6 +319,7 @@ class Simulator:
         assert height == node.height, f"node {node.index} decided {height} at {node.height}"
         verify_commit(self.validators, CHAIN_ID, height, block_hash, commit)
         node.decisions[height] = block_hash
+        node.inbox = [message for message in node.inbox if message.height > height]
         node.decided_rounds[height] = round_
 
     def record_signature(self, node: Node, message: SignedMessage, kind: str) -> None:
