@@ -9,6 +9,7 @@ the signer may run it and whether the state allows it is decided later, in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,7 +230,7 @@ def _int(obj: Any, what: str) -> int:
 
 
 # Per tag: the field count after the tag and a builder that type-checks each field.
-_DECODERS: dict[int, tuple[int, Any]] = {
+_DECODERS: dict[int, tuple[int, Callable[[list[Any]], Command]]] = {
     TAG_TRANSFER: (
         5,
         lambda f: Transfer(

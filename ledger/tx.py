@@ -53,8 +53,11 @@ def _check_body(body: TxBody) -> None:
     if not isinstance(body.signer, str) or not is_account_id(body.signer):
         raise MalformedTx(f"signer: bad account id {body.signer!r}")
     # Nonce and creation time are non-negative 63-bit integers.
-    for name, value in (("nonce", body.nonce), ("created_at", body.created_at)):
-        if type(value) is not int or not 0 <= value <= MAX_TIMESTAMP:
+    for name, value, limit in (
+        ("nonce", body.nonce, MAX_NONCE),
+        ("created_at", body.created_at, MAX_TIMESTAMP),
+    ):
+        if type(value) is not int or not 0 <= value <= limit:
             raise MalformedTx(f"{name}: expected an integer in [0, 2**63-1]")
     # Between one and MAX_COMMANDS_PER_TX commands, as a tuple.
     if not isinstance(body.commands, tuple) or not 0 < len(body.commands) <= MAX_COMMANDS_PER_TX:
