@@ -127,6 +127,7 @@ class Simulator:
         self.valid_blocks: set[bytes] = set()
         self.signed: dict[tuple[bytes, int, int, str], bytes] = {}
         self.messages_sent = 0
+        self.messages_signed = 0
         self.relayed: set[bytes] = set()
         self.nodes = [Node(i, key, (byzantine or {}).get(i)) for i, key in enumerate(self.keys)]
         self.byzantine_keys = {node.key.public_key for node in self.nodes if not node.is_honest}
@@ -289,10 +290,12 @@ class Simulator:
             case PersistSignState(sign_state):
                 node.persisted = sign_state
             case BroadcastProposal(proposal):
+                self.messages_signed += 1
                 node.inbox.append(proposal)
                 self.record_signature(node, proposal, "proposal")
                 self.send_proposal(node, proposal)
             case BroadcastVote(vote):
+                self.messages_signed += 1
                 node.inbox.append(vote)
                 self.record_signature(node, vote, vote.vote_type.name)
                 self.send_vote(node, vote)
