@@ -3,6 +3,11 @@
 The node constructs a state with `new_state(Context(...), height, restored_sign_state)`,
 feeds `Start()` and then every peer message, timeout and built block through `step`,
 and runs the returned actions in order (persist, send, apply).
+
+Messages for another height are dropped (counted as `wrong_height`): like peers' gossip,
+the node keeps those for the next height and feeds them again after `Decide`. After a
+restart the machine may re-send a stored proposal instead of the block just built, so
+the node keeps the body of every block it proposed at the current height.
 """
 
 from consensus.actions import (
