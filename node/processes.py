@@ -64,7 +64,8 @@ def is_process_of(pid: int, folder: Path) -> bool:
     resolved against the process's working directory).
 
     A pid file can outlive its process and the pid be reused by anything; a process whose
-    arguments name the folder it was started for is still that process.
+    arguments name the folder it was started for is still that process. (For a moment
+    during exec a process shows no command line, and so reads as not ours.)
     """
     args = get_cmdline(pid)
     if args is None:

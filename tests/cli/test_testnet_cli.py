@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from cli.main import cli
 from ledger.crypto import read_key_file
 from node import testnet as tn
 from node.config import load_config
+from node.processes import get_cmdline
 
 STATUS_KEYS = {
     "name",
@@ -185,6 +187,16 @@ def test_down_of_stopped_testnet(small: Path) -> None:
     assert out.splitlines() == ["nbc: not running", "aclb: not running", "aba: not running"]
 
 
+def wait_exec(pid: int) -> int:
+    """Popen returns once exec has begun, but the kernel shows the new command line a
+    moment later; tests that check ownership right away wait for it."""
+    deadline = time.monotonic() + 10
+    while get_cmdline(pid) is None:
+        assert time.monotonic() < deadline, "child never showed its command line"
+        time.sleep(0.005)
+    return pid
+
+
 @pytest.fixture
 def sleeper(small: Path) -> Iterator[tuple[Path, int]]:
     """A process posing as the nbc node: its command line names the node folder."""
@@ -194,6 +206,7 @@ def sleeper(small: Path) -> Iterator[tuple[Path, int]]:
         stdin=subprocess.DEVNULL,
     )
     (node_dir / tn.PID_FILE).write_text(str(child.pid))
+    wait_exec(child.pid)
     try:
         yield node_dir, child.pid
     finally:

@@ -25,6 +25,16 @@ SLEEP = "import time; time.sleep(60)"
 IGNORE_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
 
 
+def wait_exec(pid: int) -> int:
+    """Popen returns once exec has begun, but the kernel shows the new command line a
+    moment later; tests that check ownership right away wait for it."""
+    deadline = time.monotonic() + 10
+    while get_cmdline(pid) is None:
+        assert time.monotonic() < deadline, "child never showed its command line"
+        time.sleep(0.005)
+    return pid
+
+
 class Children:
     """Processes a test started; killed and reaped at teardown."""
 
@@ -35,7 +45,7 @@ class Children:
     def popen(self, args: list[str], cwd: Path | None = None) -> int:
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, cwd=cwd)
         self.popens.append(child)
-        return child.pid
+        return wait_exec(child.pid)
 
     def spawn(self, args: list[str], out: Path) -> int:
         pid = spawn_detached(args, out)

@@ -28,7 +28,7 @@ from ledger.errors import LedgerError
 from ledger.ids import AccountId
 from node import testnet as tn
 from node.config import ConsensusConfig, load_config
-from node.processes import is_process_alive
+from node.processes import get_cmdline, is_process_alive
 
 FAKE_NODE = """
 import json, sys, time
@@ -92,6 +92,16 @@ def make_home(home: Path, validators: int = 2, observers: int = 1) -> tn.Manifes
     return manifest
 
 
+def wait_exec(pid: int) -> int:
+    """Popen returns once exec has begun, but the kernel shows the new command line a
+    moment later; tests that check ownership right away wait for it."""
+    deadline = time.monotonic() + 10
+    while get_cmdline(pid) is None:
+        assert time.monotonic() < deadline, "child never showed its command line"
+        time.sleep(0.005)
+    return pid
+
+
 class Procs:
     """Every process a test started, killed and reaped at teardown."""
 
@@ -106,7 +116,7 @@ class Procs:
     def spawn(self, args: list[str], cwd: Path | None = None) -> int:
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, cwd=cwd)
         self.children.append(child)
-        return child.pid
+        return wait_exec(child.pid)
 
     def kill_all(self) -> None:
         for child in self.children:
