@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import plyvel
 
 from ledger.errors import StoreError
 from ledger.kv import WriteBatch
-from ledger.store import compute_key_range
+from ledger.store import KeyRange, compute_key_range
 
 
 class LevelDBStore:
@@ -51,13 +52,26 @@ class LevelDBStore:
         key_range = compute_key_range(prefix, start, reverse)
         if key_range is None:
             return iter(())
+        if reverse:
+            return self._iterate_reverse(key_range)
         items: Iterator[tuple[bytes, bytes]] = self._db.iterator(
-            start=key_range.lo,
-            stop=key_range.hi,
-            include_stop=key_range.hi_inclusive,
-            reverse=reverse,
+            start=key_range.lo, stop=key_range.hi
         )
         return items
+
+    def _iterate_reverse(self, key_range: KeyRange) -> Iterator[tuple[bytes, bytes]]:
+        """Walk a raw iterator down: plyvel's reverse iterator yields nothing when its stop
+        key lies past the last key of the database."""
+        raw = self._db.raw_iterator()
+        if key_range.hi is None:
+            raw.seek_to_last()
+        else:
+            raw.seek(key_range.hi)
+            if not raw.valid():
+                raw.seek_to_last()
+            elif not (key_range.hi_inclusive and raw.key() == key_range.hi):
+                raw.prev()
+        return _walk_down(raw, key_range.lo)
 
     @contextmanager
     def atomic_batch(self) -> Iterator[WriteBatch]:
@@ -79,6 +93,15 @@ class LevelDBStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the store at {self.path} is closed", "store_closed")
+
+
+def _walk_down(raw: Any, lo: bytes) -> Iterator[tuple[bytes, bytes]]:
+    while raw.valid():
+        key: bytes = raw.key()
+        if key < lo:
+            return
+        yield key, raw.value()
+        raw.prev()
 
 
 def _open_error(path: Path, exc: plyvel.Error) -> StoreError:

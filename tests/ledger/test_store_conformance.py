@@ -99,12 +99,26 @@ class TestStoreConformance:
         assert keys_of(store.iterate(b"\xff\xff")) == [b"\xff\xff", b"\xff\xff\x01"]
         assert keys_of(store.iterate(b"")) == [b"\xfe", b"\xff", b"\xff\xff", b"\xff\xff\x01"]
 
+    def test_iterate_empty_key(self, store: KeyValueStore) -> None:
+        fill(store, [b"", b"a"])
+        assert keys_of(store.iterate(b"")) == [b"", b"a"]
+        assert keys_of(store.iterate(b"", reverse=True)) == [b"a", b""]
+        assert keys_of(store.iterate(b"", start=b"", reverse=True)) == [b""]
+
+    def test_iterate_reverse_at_end_of_keys(self, store: KeyValueStore) -> None:
+        fill(store, [b"\x00", b"a", b"a/1", b"a/2"])
+        assert keys_of(store.iterate(b"a/", reverse=True)) == [b"a/2", b"a/1"]
+        assert keys_of(store.iterate(b"\x00", reverse=True)) == [b"\x00"]
+        assert keys_of(store.iterate(b"a/", start=b"a/3", reverse=True)) == [b"a/2", b"a/1"]
+
     def test_iterate_is_a_snapshot(self, store: KeyValueStore) -> None:
         fill(store, [b"p/a", b"p/b"])
         items = store.iterate(b"p/")
+        reversed_items = store.iterate(b"p/", reverse=True)
         store.put(b"p/c", b"new")
         store.delete(b"p/a")
         assert keys_of(items) == [b"p/a", b"p/b"]
+        assert keys_of(reversed_items) == [b"p/b", b"p/a"]
 
     def test_atomic_batch_applies_on_clean_exit(self, store: KeyValueStore) -> None:
         store.put(b"gone", b"x")
@@ -146,7 +160,7 @@ class TestStoreConformance:
         store.close()
 
     @settings(
-        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
     @given(
         ops=st.lists(
