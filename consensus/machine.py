@@ -56,7 +56,9 @@ Rule = Callable[[ConsensusState, Actions], ConsensusState | None]
 
 def new_state(context: Context, height: int, sign_state: SignState | None = None) -> ConsensusState:
     """A validator at `height`, restored from its persisted SignState after a restart:
-    it resumes at the round it last signed in, with the lock it held then."""
+    it resumes at the round it last signed in, with the lock it held then. The lock is
+    also its valid value (line 36 sets both), so it can re-propose the value it is
+    locked on and locked validators can still agree (validRound >= lockedRound)."""
     validators = context.validators(height)
     key = context.key
     my_index = None if key is None else validators.get_index(key.public_key)
@@ -69,6 +71,8 @@ def new_state(context: Context, height: int, sign_state: SignState | None = None
         round=sign_state.round,
         locked_round=locked_round,
         locked_value=locked_value,
+        valid_round=locked_round,
+        valid_value=locked_value,
         sign_state=sign_state,
     )
 

@@ -488,6 +488,7 @@ def test_restart_refuses_an_earlier_step_and_keeps_its_lock() -> None:
     state = locked_on_a_in_round_0()
     restarted = make_state(sign_state=state.sign_state)
     assert (restarted.round, restarted.locked_value, restarted.locked_round) == (0, A, 0)
+    assert (restarted.valid_value, restarted.valid_round) == (A, 0)
     restarted, actions = feed(restarted, ProposalReceived(proposal(0), True))
     assert sent_votes(actions) == []
     restarted, _ = feed(restarted, TimeoutFired(1, 0, Step.PRECOMMIT))

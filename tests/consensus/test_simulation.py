@@ -112,15 +112,17 @@ def test_liveness_after_heal(
     for node in sim.nodes:
         sim.restart(node.index)
     sim.heal()
-    healed_at = sim.now
-    target = max(len(node.decisions) for node in sim.nodes) + 3
-    sim.run(healed_at + 30_000, heights=target)
+    decided_at_heal = max(len(node.decisions) for node in sim.nodes)
+    target = decided_at_heal + 4
+    sim.run(sim.now + 30_000, heights=target)
     sim.assert_safe()
     honest = [node for node in sim.nodes if node.is_honest]
     assert all(len(node.decisions) >= target for node in honest)
-    # after GST each height takes a bounded number of rounds
-    later = [r for node in honest for h, r in node.decided_rounds.items() if h > target - 3]
-    assert max(later) <= 6
+    # heights begun after GST take a bounded number of rounds
+    rounds = [
+        r for node in honest for h, r in node.decided_rounds.items() if h > decided_at_heal + 1
+    ]
+    assert max(rounds) <= 4
 
 
 def test_crash_restart_never_double_signs() -> None:
