@@ -252,6 +252,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         peers=len(node.p2p.connected_peers()),
         rejections=node.mempool.rejections_by_code,
         p2p_counters=_p2p_counters(node),
+        evidence=node.engine.evidence_count,
     )
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 

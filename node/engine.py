@@ -21,7 +21,7 @@ from ledger.block import Block, Commit, build_block
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.kv import KeyValueStore
-from ledger.schema import make_block_key, make_evidence_key, make_sign_state_key
+from ledger.schema import EVIDENCE_PREFIX, make_block_key, make_evidence_key, make_sign_state_key
 from ledger.state import State, get_validator_set
 from ledger.transition import BlockContext, BlockResult, apply_block
 from ledger.tx import SignedTx
@@ -112,7 +112,7 @@ class Engine:
         self.peer_heights: dict[bytes, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._validator_cache: dict[int, cs.ValidatorSet] = {}
-        self.evidence_count = 0
+        self.evidence_count = sum(1 for _ in store.iterate(EVIDENCE_PREFIX))
 
     # Queries.
     @property

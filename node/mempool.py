@@ -18,7 +18,7 @@ from ledger.errors import LedgerError
 from ledger.kv import KeyValueStore
 from ledger.state import State
 from ledger.transition import BlockContext, apply_tx
-from ledger.tx import SignedTx, is_signature_valid
+from ledger.tx import SignedTx, is_signature_valid, is_signed_by
 
 log = logging.getLogger("bakong.mempool")
 
@@ -129,6 +129,8 @@ class Mempool:
             raise MempoolError("bad_nonce", f"nonce {body.nonce} is too far ahead")
         if body.nonce in self._by_signer.get(body.signer, {}):
             raise MempoolError("nonce_taken", f"a pending tx already uses nonce {body.nonce}", 409)
+        if not account.public_key or not is_signed_by(tx, account.public_key):
+            raise MempoolError("bad_signature", f"not signed by {body.signer}'s key")
         if not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
 

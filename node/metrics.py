@@ -65,6 +65,7 @@ def render(
     peers: int,
     rejections: dict[str, int],
     p2p_counters: dict[str, int],
+    evidence: int = 0,
 ) -> str:
     """The whole /metrics page."""
     out: list[str] = []
@@ -76,6 +77,12 @@ def render(
     gauge("bakong_round", "Consensus round at the current height.", round_)
     gauge("bakong_mempool_size", "Transactions waiting in the mempool.", mempool_size)
     gauge("bakong_peers", "Connected, authenticated peers.", peers)
+    gauge(
+        "bakong_evidence_total",
+        "Equivocations seen (conflicting signed votes).",
+        evidence,
+        "counter",
+    )
     gauge("bakong_committed_txs_total", "Transactions committed.", metrics.committed_txs, "counter")
     gauge("bakong_blocks_total", "Blocks committed.", metrics.committed_blocks, "counter")
     gauge(
