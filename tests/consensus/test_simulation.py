@@ -77,7 +77,7 @@ def test_basic() -> None:
     assert all(round_ == 0 for node in sim.nodes for round_ in node.decided_rounds.values())
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     n=st.sampled_from([4, 7]),
     seed=st.integers(min_value=0, max_value=2**32),
@@ -95,7 +95,7 @@ def test_safety_under_any_schedule(
     check_evidence(sim)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     n=st.sampled_from([4, 7]),
     seed=st.integers(min_value=0, max_value=2**32),
