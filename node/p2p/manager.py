@@ -128,6 +128,11 @@ class PeerManager:
     def connected_peers(self) -> list[bytes]:
         return sorted(self._peers)
 
+    def queued_frames(self, peer_key: bytes) -> int:
+        """Frames waiting to be written to a peer (0 if not connected), for metrics."""
+        peer = self._peers.get(peer_key)
+        return 0 if peer is None else peer.queued_frames
+
     def send(self, peer_key: bytes, msg_type: int, payload: Any, droppable: bool = False) -> bool:
         """Queue one message for one peer; False if not connected or dropped.
         Gossip passes `droppable=True` so it gives way to consensus messages when full;
@@ -165,18 +170,14 @@ class PeerManager:
 
     # -- connections -------------------------------------------------------------------
 
-    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if self._stopping or task is None:
+    def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Accept callback: the session runs on a task this manager owns and cancels."""
+        if self._stopping:
             writer.transport.abort()
             return
-        self._tasks.add(task)
-        try:
-            peername = writer.get_extra_info("peername")
-            address = f"{peername[0]}:{peername[1]}" if peername else "?"
-            await self._run_connection(reader, writer, False, address)
-        finally:
-            self._tasks.discard(task)
+        peername = writer.get_extra_info("peername")
+        address = f"{peername[0]}:{peername[1]}" if peername else "?"
+        self._spawn(self._run_connection(reader, writer, False, address))
 
     async def _run_connection(
         self,
@@ -316,6 +317,8 @@ class PeerManager:
     async def _wait_session_end(self, peer_key: bytes) -> None:
         while (peer := self._peers.get(peer_key)) is not None:
             await peer.closed.wait()
+            # Yield so the session's owner can drop it before we look again.
+            await asyncio.sleep(0)
 
     async def _keepalive_loop(self) -> None:
         """Ping every peer each interval; close sessions silent for too long (a peer

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -98,9 +97,11 @@ class Peer:
         finally:
             self.close(self.close_reason or "stopping")
             writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer_task
-            self.closed.set()
+            try:
+                # wait() (unlike awaiting the task) lets our own cancellation through.
+                await asyncio.wait([writer_task])
+            finally:
+                self.closed.set()
         return self.close_reason
 
     async def _read_loop(self, dispatch: Dispatch) -> None:

@@ -1,0 +1,474 @@
+"""PeerManager over real TCP on 127.0.0.1: handshakes, refusals, junk frames, reconnect,
+queue bounds, broadcast, and a clean stop (every test checks no task is left behind)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from ledger.codec import pack
+from ledger.crypto import PrivateKey
+from node.p2p import FIRST_APP_MESSAGE_TYPE, MessageRouter, P2PParams, PeerManager
+from node.p2p.framing import MSG_HELLO, encode_frame
+from node.p2p.handshake import PROTOCOL_VERSION, Hello, perform_handshake
+
+CHAIN = "bakong-test"
+MSG = FIRST_APP_MESSAGE_TYPE
+FAST = P2PParams(reconnect_min=0.02, reconnect_max=0.2, handshake_timeout=2.0)
+
+
+def p2p_tasks() -> list[asyncio.Task[Any]]:
+    """Tasks running code of the P2P package."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if "node/p2p/" in getattr(task.get_coro(), "cr_code", run.__code__).co_filename
+    ]
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a scenario with a deadline, then check it left no task running."""
+
+    async def main() -> None:
+        await asyncio.wait_for(scenario(), 20)
+        await asyncio.sleep(0)
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    asyncio.run(main())
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+class Net:
+    """Nodes sharing one registry of admitted keys; each node records what it receives."""
+
+    def __init__(self) -> None:
+        self.admitted: set[bytes] = set()
+        self.managers: list[PeerManager] = []
+        self.inbox: dict[bytes, list[tuple[bytes, int, Any]]] = {}
+        self.events: dict[bytes, list[tuple[str, bytes]]] = {}
+
+    def key(self) -> PrivateKey:
+        key = PrivateKey.generate()
+        self.admitted.add(key.public_key)
+        return key
+
+    async def node(
+        self,
+        key: PrivateKey | None = None,
+        peers: list[PeerManager | int] | None = None,
+        params: P2PParams = FAST,
+        chain_id: str = CHAIN,
+        listen_port: int = 0,
+        on_message: Any = None,
+    ) -> PeerManager:
+        key = key or self.key()
+        own = key.public_key
+        inbox = self.inbox.setdefault(own, [])
+        events = self.events.setdefault(own, [])
+        ports = [p if isinstance(p, int) else p.listen_port for p in peers or []]
+        manager = PeerManager(
+            node_key=key,
+            chain_id=chain_id,
+            listen_host="127.0.0.1",
+            listen_port=listen_port,
+            peers=[("127.0.0.1", port) for port in ports],
+            is_admitted=lambda k: k in self.admitted,
+            on_message=on_message or (lambda peer, t, p: inbox.append((peer, t, p))),
+            on_peer_connected=lambda peer: events.append(("up", peer)),
+            on_peer_disconnected=lambda peer: events.append(("down", peer)),
+            params=params,
+        )
+        self.managers.append(manager)
+        await manager.start()
+        return manager
+
+    async def stop(self) -> None:
+        for manager in self.managers:
+            await manager.stop()
+
+
+@contextlib.asynccontextmanager
+async def network() -> AsyncIterator[Net]:
+    net = Net()
+    try:
+        yield net
+    finally:
+        await net.stop()
+
+
+@contextlib.asynccontextmanager
+async def raw_session(
+    port: int, key: PrivateKey, claimed: bytes | None = None, chain_id: str = CHAIN
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A hand-driven peer: handshakes (claiming `claimed` as its key if given), then
+    lets the test write whatever it likes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        own = Hello(PROTOCOL_VERSION, chain_id, claimed or key.public_key, None, os.urandom(32))
+        await perform_handshake(reader, writer, own, key, lambda k: True, 1 << 24)
+        yield reader, writer
+    finally:
+        writer.transport.abort()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def frame_of(body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + body
+
+
+def test_basic() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            a = await net.node(peers=[b])
+            await wait_until(lambda: a.connected_peers() == [b.public_key])
+            await wait_until(lambda: b.connected_peers() == [a.public_key])
+            assert a.send(b.public_key, MSG, [1, b"x"])
+            assert b.send(a.public_key, MSG + 1, "pong")
+            await wait_until(lambda: bool(net.inbox[b.public_key] and net.inbox[a.public_key]))
+            assert net.inbox[b.public_key] == [(a.public_key, MSG, [1, b"x"])]
+            assert net.inbox[a.public_key] == [(b.public_key, MSG + 1, "pong")]
+            assert net.events[a.public_key] == [("up", b.public_key)]
+            assert a.counters.sessions == b.counters.sessions == 1
+            assert not a.counters.refused and not b.counters.refused
+
+    run(scenario)
+
+
+def test_mutual_dial_keeps_one_session() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            port_a, port_b = free_port(), free_port()
+            a = await net.node(peers=[port_b], listen_port=port_a)
+            b = await net.node(peers=[port_a], listen_port=port_b)
+            await wait_until(lambda: a.connected_peers() == [b.public_key])
+            await wait_until(lambda: b.connected_peers() == [a.public_key])
+            await asyncio.sleep(0.5)
+            assert a.connected_peers() == [b.public_key]
+            assert b.connected_peers() == [a.public_key]
+            assert a.send(b.public_key, MSG, 1) and b.send(a.public_key, MSG, 2)
+            await wait_until(lambda: bool(net.inbox[a.public_key] and net.inbox[b.public_key]))
+            # Connect and disconnect callbacks alternate, whatever duplicates came and went.
+            for events in (net.events[a.public_key], net.events[b.public_key]):
+                kinds = [kind for kind, _ in events]
+                assert kinds[-1] == "up"
+                assert all(x != y for x, y in itertools.pairwise(kinds))
+            # The session kept is the one dialed by the lower key, on both ends.
+            assert a.counters.sessions <= 2 and b.counters.sessions <= 2
+
+    run(scenario)
+
+
+def test_invalid_not_admitted_as_listener() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            stranger = PrivateKey.generate()
+            a = await net.node(key=stranger, peers=[b])
+            await wait_until(lambda: b.counters.refused["not_admitted"] >= 1)
+            assert b.connected_peers() == [] and a.connected_peers() == []
+            assert net.events[b.public_key] == []
+
+    run(scenario)
+
+
+def test_invalid_not_admitted_as_dialer() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            stranger = await net.node(key=PrivateKey.generate())
+            a = await net.node(peers=[stranger])
+            await wait_until(lambda: a.counters.refused["not_admitted"] >= 2)
+            assert a.connected_peers() == [] and stranger.connected_peers() == []
+
+    run(scenario)
+
+
+def test_invalid_wrong_chain() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            a = await net.node(peers=[b], chain_id="another-chain")
+            await wait_until(lambda: b.counters.refused["wrong_chain"] >= 1)
+            await wait_until(lambda: a.counters.refused["wrong_chain"] >= 1)
+            assert b.connected_peers() == [] and a.connected_peers() == []
+
+    run(scenario)
+
+
+def test_invalid_forged_signature() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            victim = net.key()
+            forger = PrivateKey.generate()
+            with pytest.raises(Exception):  # noqa: B017 - the listener just hangs up
+                async with raw_session(b.listen_port, forger, claimed=victim.public_key) as (
+                    reader,
+                    _,
+                ):
+                    await reader.readexactly(1)
+            await wait_until(lambda: b.counters.refused["bad_signature"] == 1)
+            assert b.connected_peers() == []
+
+    run(scenario)
+
+
+def test_invalid_self_connection() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            port = free_port()
+            a = await net.node(peers=[port], listen_port=port)
+            await wait_until(lambda: a.counters.refused["self"] == 2)
+            await asyncio.sleep(0.3)
+            # Both ends refused once, and the dialer gave up on its own address.
+            assert a.counters.refused["self"] == 2
+            assert a.connected_peers() == []
+
+    run(scenario)
+
+
+def test_invalid_handshake_timeout() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node(params=P2PParams(handshake_timeout=0.2))
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.listen_port)
+            try:
+                await wait_until(lambda: b.counters.refused["timeout"] == 1)
+                # The node sent its hello, then hung up on the silent client.
+                assert len(await reader.read()) > 0
+            finally:
+                writer.transport.abort()
+
+    run(scenario)
+
+
+def test_invalid_junk_frames_dropped_node_keeps_serving() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            router = MessageRouter()
+            got: list[tuple[bytes, Any]] = []
+            router.register(MSG, lambda peer, payload: got.append((peer, payload)))
+            params = P2PParams(max_frame_bytes=4096, max_bad_frames=100)
+            b = await net.node(params=params, on_message=router)
+            a = await net.node(peers=[b])
+            rogue = net.key()
+            async with raw_session(b.listen_port, rogue) as (_, writer):
+                writer.write(frame_of(b"\xc1\xc1\xc1"))  # not msgpack
+                writer.write(frame_of(b"\x92\x10"))  # truncated msgpack
+                writer.write((8000).to_bytes(4, "big") + b"z" * 8000)  # oversize
+                writer.write(b"\x00\x00\x00\x00")  # empty
+                writer.write(frame_of(pack([MSG, 1, 2])))  # wrong shape
+                writer.write(frame_of(pack(["type", 1])))  # type not an int
+                writer.write(frame_of(pack([-1, 1])))  # negative type
+                writer.write(frame_of(pack([MSG, 1]) + b"\x00"))  # trailing bytes
+                writer.write(frame_of(pack({"a": 1})))  # a map
+                writer.write(encode_frame(MSG + 7, 1, 4096))  # no handler registered
+                writer.write(encode_frame(MSG_HELLO, 1, 4096))  # handshake after handshake
+                writer.write(encode_frame(MSG, "still here", 4096))
+                await writer.drain()
+                await wait_until(lambda: got == [(rogue.public_key, "still here")])
+                assert sum(b.counters.dropped.values()) == 11
+                assert b.counters.dropped["oversize"] == 1
+                assert b.counters.dropped["unknown_type"] == 1
+                assert b.counters.dropped["protocol"] == 1
+                # The honest peer is served throughout.
+                assert sorted(b.connected_peers()) == sorted([a.public_key, rogue.public_key])
+                assert a.send(b.public_key, MSG, "hello")
+                await wait_until(lambda: (a.public_key, "hello") in got)
+
+    run(scenario)
+
+
+def test_invalid_too_many_bad_frames_disconnects() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node(params=P2PParams(max_bad_frames=5))
+            a = await net.node(peers=[b])
+            rogue = net.key()
+            async with raw_session(b.listen_port, rogue) as (reader, writer):
+                await wait_until(lambda: len(b.connected_peers()) == 2)
+                writer.write(frame_of(b"\xc1") * 5)
+                await writer.drain()
+                await wait_until(lambda: rogue.public_key not in b.connected_peers())
+                assert b.counters.disconnects["bad_frames"] == 1
+                assert await reader.read() == b""
+            assert b.connected_peers() == [a.public_key]
+
+    run(scenario)
+
+
+def test_invalid_raw_garbage_before_handshake() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            a = await net.node(peers=[b])
+            for junk in (os.urandom(64), b"\x00\x00\x00\x05hello", b"GET / HTTP/1.1\r\n\r\n"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", b.listen_port)
+                writer.write(junk)
+                writer.write_eof()
+                await reader.read()
+                writer.close()
+            await wait_until(lambda: b.counters.refused.total() == 3)
+            assert b.connected_peers() == [a.public_key]
+            assert a.send(b.public_key, MSG, "ok")
+            await wait_until(lambda: net.inbox[b.public_key] == [(a.public_key, MSG, "ok")])
+
+    run(scenario)
+
+
+def test_handler_exception_is_counted_not_fatal() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            seen: list[Any] = []
+
+            def handler(peer: bytes, msg_type: int, payload: Any) -> None:
+                if payload == "boom":
+                    raise RuntimeError("handler bug")
+                seen.append(payload)
+
+            b = await net.node(on_message=handler)
+            a = await net.node(peers=[b])
+            await wait_until(lambda: a.connected_peers() == [b.public_key])
+            a.send(b.public_key, MSG, "boom")
+            a.send(b.public_key, MSG, "after")
+            await wait_until(lambda: seen == ["after"])
+            assert b.counters.handler_errors == 1
+            assert b.connected_peers() == [a.public_key]
+
+    run(scenario)
+
+
+def test_async_handler_is_awaited_in_order() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            seen: list[Any] = []
+
+            async def handler(peer: bytes, msg_type: int, payload: Any) -> None:
+                await asyncio.sleep(0.001)
+                seen.append(payload)
+
+            b = await net.node(on_message=handler)
+            a = await net.node(peers=[b])
+            await wait_until(lambda: a.connected_peers() == [b.public_key])
+            for i in range(50):
+                a.send(b.public_key, MSG, i)
+            await wait_until(lambda: len(seen) == 50)
+            assert seen == list(range(50))
+
+    run(scenario)
+
+
+def test_reconnect_after_peer_restarts() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b_key = net.key()
+            b = await net.node(key=b_key)
+            port = b.listen_port
+            a = await net.node(peers=[b])
+            await wait_until(lambda: a.connected_peers() == [b_key.public_key])
+            await b.stop()
+            await wait_until(lambda: a.connected_peers() == [])
+            await asyncio.sleep(0.3)  # a few failed redials
+            b = await net.node(key=b_key, listen_port=port)
+            await wait_until(lambda: a.connected_peers() == [b_key.public_key], timeout=5)
+            assert a.send(b_key.public_key, MSG, "again")
+            await wait_until(lambda: (a.public_key, MSG, "again") in net.inbox[b_key.public_key])
+            assert [kind for kind, _ in net.events[a.public_key]] == ["up", "down", "up"]
+
+    run(scenario)
+
+
+def test_send_queue_bound_under_slow_reader() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            params = P2PParams(send_queue=1000)
+            b = await net.node(params=params)
+            sloth = net.key()
+            async with raw_session(b.listen_port, sloth):
+                await wait_until(lambda: b.connected_peers() == [sloth.public_key])
+                blob = b"x" * 1024
+                queued = sum(
+                    b.send(sloth.public_key, MSG, blob, droppable=True) for _ in range(20_000)
+                )
+                # Every send returned at once; the queue never grew past its bound.
+                assert b.queued_frames(sloth.public_key) <= 1000
+                assert b.counters.dropped["queue_full"] >= 20_000 - 1000 - 1000
+                assert queued == 20_000  # droppable frames make room by evicting older ones
+                # Reliable frames evict droppable ones, then overflow: the peer is cut off.
+                for _ in range(1001):
+                    b.send(sloth.public_key, MSG, blob)
+                await wait_until(lambda: b.connected_peers() == [])
+                assert b.counters.disconnects["slow_peer"] == 1
+
+    run(scenario)
+
+
+def test_broadcast_reaches_all_peers() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            hub = await net.node()
+            spokes = [await net.node(peers=[hub]) for _ in range(3)]
+            await wait_until(lambda: len(hub.connected_peers()) == 3)
+            assert hub.broadcast(MSG, [b"batch", 1, 2, 3]) == 3
+            excluded = spokes[0].public_key
+            assert hub.broadcast(MSG + 1, "not for spoke 0", exclude=[excluded]) == 2
+            expected = {spoke.public_key: 2 for spoke in spokes} | {excluded: 1}
+            await wait_until(lambda: all(len(net.inbox[k]) >= n for k, n in expected.items()))
+            assert net.inbox[excluded] == [(hub.public_key, MSG, [b"batch", 1, 2, 3])]
+            for spoke in spokes[1:]:
+                assert net.inbox[spoke.public_key] == [
+                    (hub.public_key, MSG, [b"batch", 1, 2, 3]),
+                    (hub.public_key, MSG + 1, "not for spoke 0"),
+                ]
+
+    run(scenario)
+
+
+def test_refresh_admission_drops_deregistered_peer() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            a = await net.node(peers=[b])
+            await wait_until(lambda: b.connected_peers() == [a.public_key])
+            net.admitted.discard(a.public_key)
+            b.refresh_admission()
+            await wait_until(lambda: b.connected_peers() == [])
+            assert b.counters.disconnects["not_admitted"] == 1
+            await wait_until(lambda: b.counters.refused["not_admitted"] >= 1)
+
+    run(scenario)
+
+
+def test_stop_closes_everything() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            a = await net.node(peers=[b])
+            await wait_until(lambda: b.connected_peers() == [a.public_key])
+            await b.stop()
+            assert b.connected_peers() == []
+            with pytest.raises(OSError):
+                await asyncio.open_connection("127.0.0.1", b.listen_port)
+            assert p2p_tasks() != []
+            await a.stop()
+            assert p2p_tasks() == []
+
+    run(scenario)
