@@ -34,9 +34,9 @@ class KeyValueStore(KeyValueReader, Protocol):
 
     def delete(self, key: bytes) -> None: ...
 
-    def atomic_batch(self) -> AbstractContextManager[WriteBatch]:
-        """All writes in the block land together and durably (synced) on a clean exit,
-        and none land if the block raises."""
+    def atomic_batch(self, sync: bool = True) -> AbstractContextManager[WriteBatch]:
+        """All writes in the block land together on a clean exit, and none land if the
+        block raises. `sync` (the default) makes them durable across a power loss too."""
         ...
 
     def close(self) -> None: ...

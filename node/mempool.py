@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ledger import chain, schema
 from ledger.errors import LedgerError
 from ledger.kv import KeyValueStore
-from ledger.state import State
+from ledger.state import Account, State
 from ledger.transition import BlockContext, apply_tx
 from ledger.tx import SignedTx, is_signature_valid, is_signed_by
 
@@ -118,7 +118,7 @@ class Mempool:
             raise MempoolError("expired", "transaction created_at is older than the tx TTL")
         if body.created_at > now_ms + self._skew_ms:
             raise MempoolError("future_tx", "transaction created_at is in the future")
-        account = State(self._store).get_account(body.signer)
+        account = self._get_account(body.signer)
         if account is None:
             raise MempoolError("unknown_account", f"signer {body.signer} does not exist")
         if account.frozen:
@@ -134,12 +134,17 @@ class Mempool:
         if not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
 
+    def _get_account(self, account: str) -> Account | None:
+        raw = self._store.get(schema.make_account_key(account))
+        return Account.decode(raw) if raw is not None else None
+
     def add(self, tx: SignedTx, raw: bytes, now_ms: int) -> bytes:
         """Check and persist one tx; returns its hash."""
         self.check(tx, now_ms)
         if len(self._txs) >= self._capacity:
             raise MempoolError("mempool_full", "the mempool is full; retry later", 429)
-        self._store.put(schema.make_mempool_key(tx.hash), raw)
+        with self._store.atomic_batch(sync=False) as batch:
+            batch.put(schema.make_mempool_key(tx.hash), raw)
         self._insert(PendingTx(tx, raw, now_ms))
         return tx.hash
 
@@ -164,7 +169,7 @@ class Mempool:
             admitted.append(pending)
             outcomes.append((tx.hash, None))
         if admitted:
-            with self._store.atomic_batch() as batch:
+            with self._store.atomic_batch(sync=False) as batch:
                 for p in admitted:
                     batch.put(schema.make_mempool_key(p.tx.hash), p.raw)
         return outcomes
@@ -215,7 +220,7 @@ class Mempool:
         evicted += self._expire(ctx.time_ms)
         deletes.extend(h for h, _ in evicted)
         if deletes:
-            with self._store.atomic_batch() as batch:
+            with self._store.atomic_batch(sync=False) as batch:
                 for tx_hash in deletes:
                     batch.delete(schema.make_mempool_key(tx_hash))
                 for tx_hash, code in evicted:
@@ -258,7 +263,7 @@ class Mempool:
         """Evict one pending tx that failed in a proposal's execution."""
         if self._remove(tx_hash) is None:
             return
-        with self._store.atomic_batch() as batch:
+        with self._store.atomic_batch(sync=False) as batch:
             batch.delete(schema.make_mempool_key(tx_hash))
             batch.put(schema.make_node_rejected_key(tx_hash), code.encode())
         self._record_rejection(tx_hash, code)
@@ -293,7 +298,7 @@ class Mempool:
             self._insert(PendingTx(tx, raw, now_ms))
             loaded += 1
         if stale:
-            with self._store.atomic_batch() as batch:
+            with self._store.atomic_batch(sync=False) as batch:
                 for key in stale:
                     batch.delete(key)
         return loaded

@@ -74,10 +74,11 @@ class LevelDBStore:
         return _walk_down(raw, key_range.lo)
 
     @contextmanager
-    def atomic_batch(self) -> Iterator[WriteBatch]:
-        """One LevelDB WriteBatch, written with sync=True only if the block exits cleanly."""
+    def atomic_batch(self, sync: bool = True) -> Iterator[WriteBatch]:
+        """One LevelDB WriteBatch, written (fsynced unless `sync` is False) only if the block
+        exits cleanly. Unsynced batches survive a process crash, not a power loss."""
         self._check_open()
-        batch = self._db.write_batch(sync=True)
+        batch = self._db.write_batch(sync=sync)
         yield batch
         self._check_open()
         try:

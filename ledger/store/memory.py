@@ -69,7 +69,7 @@ class MemoryStore:
         return iter([(key, self._data[key]) for key in keys])
 
     @contextmanager
-    def atomic_batch(self) -> Iterator[WriteBatch]:
+    def atomic_batch(self, sync: bool = True) -> Iterator[WriteBatch]:
         self._check_open()
         batch = MemoryBatch()
         yield batch
