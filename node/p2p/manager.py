@@ -164,7 +164,7 @@ class PeerManager:
     def refresh_admission(self) -> None:
         """Close sessions with peers no longer admitted (call after the registry changes)."""
         for key, peer in list(self._peers.items()):
-            if not self._is_admitted(key):
+            if not self._is_admitted_safely(key):
                 log.info("peer %s: no longer admitted, disconnecting", key.hex()[:16])
                 peer.close("not_admitted")
 
@@ -224,7 +224,7 @@ class PeerManager:
                     writer,
                     own,
                     self.node_key,
-                    self._is_admitted,
+                    self._is_admitted_safely,
                     self.params.max_frame_bytes,
                 )
         except TimeoutError as exc:
@@ -232,6 +232,14 @@ class PeerManager:
         except (ConnectionError, OSError) as exc:
             raise HandshakeRefused(f"connection failed: {exc}", "closed") from exc
         return Peer(hello, outbound, address, reader, writer, self.params, self.counters)
+
+    def _is_admitted_safely(self, public_key: bytes) -> bool:
+        """A failing registry lookup refuses the peer instead of killing the dialer."""
+        try:
+            return self._is_admitted(public_key)
+        except Exception:
+            log.exception("p2p: is_admitted failed for %s", public_key.hex()[:16])
+            return False
 
     def _admit(self, peer: Peer) -> None:
         """Keep one session per peer: the one dialed by the lower key wins on both ends;
@@ -263,7 +271,9 @@ class PeerManager:
         is passed on to the dialer."""
         self.counters.refused[exc.code] += 1
         claimed = exc.peer_key.hex()[:16] if exc.peer_key else "unknown key"
-        log.warning("p2p: refused %s (%s): %s: %s", address, claimed, exc.code, exc)
+        # Duplicates are routine when two nodes dial each other at once.
+        level = logging.INFO if exc.code == "duplicate" else logging.WARNING
+        log.log(level, "p2p: refused %s (%s): %s: %s", address, claimed, exc.code, exc)
         return SessionOutcome(exc.peer_key if exc.code == "duplicate" else None, False, exc.code)
 
     async def _dispatch(self, peer_key: bytes, msg_type: int, payload: Any) -> None:

@@ -472,3 +472,38 @@ def test_stop_closes_everything() -> None:
             assert p2p_tasks() == []
 
     run(scenario)
+
+
+def test_invalid_silent_peer_is_closed_while_pinged_peer_stays() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            params = P2PParams(ping_interval=0.05, idle_timeout=0.3)
+            b = await net.node(params=params)
+            a = await net.node(peers=[b], params=params)
+            mute = net.key()
+            async with raw_session(b.listen_port, mute):
+                await wait_until(lambda: len(b.connected_peers()) == 2)
+                await wait_until(lambda: b.counters.disconnects["idle"] == 1)
+                assert b.connected_peers() == [a.public_key]
+                await asyncio.sleep(0.4)
+                assert b.connected_peers() == [a.public_key]
+                assert a.counters.disconnects["idle"] == 0
+
+    run(scenario)
+
+
+def test_invalid_failing_registry_refuses_without_killing_the_dialer() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            a = await net.node(peers=[b])
+            await wait_until(lambda: a.connected_peers() == [b.public_key])
+            healthy = net.admitted
+            net.admitted = None  # type: ignore[assignment]  # `k in None` raises TypeError
+            b.refresh_admission()
+            await wait_until(lambda: b.counters.refused["not_admitted"] >= 1)
+            assert b.connected_peers() == []
+            net.admitted = healthy
+            await wait_until(lambda: b.connected_peers() == [a.public_key])
+
+    run(scenario)
