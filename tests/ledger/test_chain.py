@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ledger.transition import BlockResult, TxResult
 
 from ledger.block import NO_COMMIT_HASH, Block, Commit, CommitSig, build_block
 from ledger.chain import (
@@ -31,6 +30,7 @@ from ledger.errors import BlockError, GenesisMismatch, StoreError
 from ledger.kv import KeyValueStore
 from ledger.store.leveldb import LevelDBStore
 from ledger.store.memory import MemoryStore
+from ledger.transition import BlockResult, TxResult
 from ledger.tx import SignedTx, TxBody, sign_tx
 
 KEY = PrivateKey.from_seed(bytes(range(32)))
