@@ -69,7 +69,7 @@ class Peer:
     def send_frame(self, frame: bytes, droppable: bool) -> bool:
         """Queue an encoded frame; never blocks. A reliable frame that does not fit
         closes the session (the peer resyncs on reconnect) and returns False."""
-        if self.closed.is_set() or self.close_reason:
+        if self.close_reason:
             return False
         try:
             queued = self._queue.put(frame, droppable)
