@@ -1,0 +1,311 @@
+"""`bakong explorer blocks|block|tx|account|follow`: read the chain through a node's API.
+
+Tables for people, the contract's JSON shapes with --json. Hashes are shortened in
+tables only; JSON always carries them whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.client import NodeClient
+from cli.options import home_option, json_option, node_option, user_errors
+from cli.query import BALANCE_KEYS, print_balance
+from ledger.errors import LedgerError
+from ledger.ids import parse_account_id
+
+SHORT_HASH: Final = 16
+FOLLOW_BATCH: Final = 100
+_HASH_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
+_BEFORE_RE: Final = re.compile(r"\d+:\d+")
+
+# One line per command type, for tables and `follow`.
+_DESCRIPTIONS: Final[Mapping[str, str]] = {
+    "transfer": "transfer {amount} {asset} {from} -> {to}",
+    "issue": "issue {amount} {asset} to {to}",
+    "redeem": "redeem {amount} {asset} from {from}",
+    "create_account": "create account {account} ({role})",
+    "freeze": "freeze {account}",
+    "unfreeze": "unfreeze {account}",
+    "register_bank": "register bank {code} ({name})",
+    "add_validator": "add validator {bank}",
+    "remove_validator": "remove validator {bank}",
+}
+
+
+class ExplorerError(LedgerError):
+    code = "invalid_argument"
+
+
+def describe_command(cmd: Mapping[str, Any]) -> str:
+    template = _DESCRIPTIONS.get(str(cmd.get("type")))
+    if template is None:
+        return " ".join(f"{k}={v}" for k, v in cmd.items())
+    try:
+        return template.format_map(cmd)
+    except KeyError:
+        return str(cmd.get("type"))
+
+
+def describe_commands(commands: list[Mapping[str, Any]]) -> str:
+    return "; ".join(describe_command(c) for c in commands)
+
+
+def format_time(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ms % 1000:03d} UTC"
+
+
+def short(hex_text: str | None) -> str:
+    return (hex_text or "-")[:SHORT_HASH]
+
+
+def get_tx_json(status: Mapping[str, Any]) -> dict[str, Any]:
+    """{"hash", "status", "height", "signer", "commands", ...}; a rejected tx's body is
+    not kept by the node, so its signer is null and its commands empty."""
+    body = status.get("tx") or {}
+    out: dict[str, Any] = {key: status.get(key) for key in ("hash", "status", "height")}
+    for key in ("position", "error"):
+        if status.get(key) is not None:
+            out[key] = status[key]
+    out["signer"] = body.get("signer")
+    out["commands"] = body.get("commands", [])
+    for key in ("nonce", "memo", "created_at"):
+        out[key] = body.get(key)
+    return out
+
+
+def get_history_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    body = entry.get("tx") or {}
+    out = {key: entry.get(key) for key in ("height", "position", "hash")}
+    out |= {key: body.get(key) for key in ("signer", "nonce", "memo", "commands")}
+    return out
+
+
+@click.group("explorer")
+def explorer() -> None:
+    """Browse blocks, transactions and accounts; `follow` watches new blocks."""
+
+
+@explorer.command("blocks")
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--from",
+    "start",
+    type=click.IntRange(min=1),
+    help="Oldest first from this height, instead of the newest blocks.",
+)
+@node_option
+@json_option
+@home_option
+def blocks(limit: int, start: int | None, node_url: str | None, as_json: bool, home: Path) -> None:
+    """List recent blocks, newest first: [{"height", "hash", "time", "proposer", "txs"}]."""
+    with user_errors():
+        page = NodeClient(home, node_url).get_blocks(limit, start)
+    if as_json:
+        click.echo(json.dumps(page["blocks"]))
+        return
+    table = Table(title=f"blocks (chain height {page['height']})")
+    for column in ("height", "hash", "time", "proposer", "txs"):
+        table.add_column(column, no_wrap=True)
+    for header in page["blocks"]:
+        table.add_row(
+            str(header["height"]),
+            short(header["hash"]),
+            format_time(header["time"]),
+            header["proposer"],
+            str(header["txs"]),
+        )
+    Console().print(table)
+
+
+@explorer.command("block")
+@click.argument("ref", metavar="HEIGHT|HASH")
+@node_option
+@json_option
+@home_option
+def block(ref: str, node_url: str | None, as_json: bool, home: Path) -> None:
+    """Show one block by height or hash: header, transactions and commit signatures."""
+    with user_errors():
+        # a height or a full hash: anything else is a typo, not a 404
+        if not (ref.isdigit() or _HASH_RE.fullmatch(ref)):
+            raise ExplorerError(f"expected a block height or a 64-digit hash, got {ref!r}")
+        found = NodeClient(home, node_url).get_block(ref.lower())
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    print_block(found)
+
+
+def print_block(found: Mapping[str, Any]) -> None:
+    console = Console()
+    console.print(f"[bold]block {found['height']}[/bold]  {found['hash']}")
+    for key in ("chain_id", "proposer", "prev_hash", "state_hash", "tx_root"):
+        console.print(f"  {key:<12} {found[key]}")
+    console.print(f"  {'time':<12} {format_time(found['time'])}")
+    txs = Table(title=f"{len(found['txs'])} transactions")
+    for column in ("#", "hash", "signer", "nonce", "what"):
+        txs.add_column(column)
+    for index, tx in enumerate(found["txs"]):
+        what = describe_commands(tx["commands"])
+        txs.add_row(str(index), short(tx["hash"]), tx["signer"], str(tx["nonce"]), what)
+    console.print(txs)
+    commit = found.get("commit") or {"signatures": [], "round": "-"}
+    sigs = Table(title=f"commit: {len(commit['signatures'])} signatures, round {commit['round']}")
+    sigs.add_column("validator")
+    sigs.add_column("public key")
+    for sig in commit["signatures"]:
+        sigs.add_row(sig["validator"] or "?", short(sig["public_key"]))
+    console.print(sigs)
+
+
+@explorer.command("tx")
+@click.argument("tx_hash", metavar="HASH")
+@node_option
+@json_option
+@home_option
+def tx(tx_hash: str, node_url: str | None, as_json: bool, home: Path) -> None:
+    """Show one transaction: status, block height, signer and commands (or why rejected)."""
+    with user_errors():
+        found = get_tx_json(NodeClient(home, node_url).get_tx(tx_hash.lower()))
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    console = Console()
+    console.print(f"[bold]tx[/bold] {found['hash']}")
+    where = f" at height {found['height']}, position {found.get('position')}"
+    console.print(f"  status     {found['status']}{where if found['height'] else ''}")
+    if "error" in found:
+        console.print(f"  reason     {found['error']}")
+    if found["signer"] is not None:
+        console.print(f"  signer     {found['signer']} (nonce {found['nonce']})")
+        console.print(f"  created    {format_time(found['created_at'])}")
+        console.print(f"  memo       {found['memo'] or '-'}")
+    for cmd in found["commands"]:
+        console.print(f"  command    {describe_command(cmd)}")
+
+
+@explorer.command("account")
+@click.argument("account")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option(
+    "--before",
+    metavar="HEIGHT:POSITION",
+    help='Page on: only transactions older than this (the previous page\'s "next").',
+)
+@node_option
+@json_option
+@home_option
+def account(
+    account: str,
+    limit: int,
+    before: str | None,
+    node_url: str | None,
+    as_json: bool,
+    home: Path,
+) -> None:
+    """Show ACCOUNT's balances and its transactions, newest first, a page at a time."""
+    with user_errors():
+        account_id = parse_account_id(account)
+        # the node would refuse it anyway; say so in the CLI's words
+        if before is not None and _BEFORE_RE.fullmatch(before) is None:
+            raise ExplorerError(f"--before must be HEIGHT:POSITION, got {before!r}")
+        client = NodeClient(home, node_url)
+        found = client.get_account(account_id)
+        history = client.get_account_transactions(account_id, limit, before)
+    shape = {key: found.get(key) for key in BALANCE_KEYS}
+    shape["transactions"] = [get_history_entry(e) for e in history["transactions"]]
+    shape["next"] = history["next"]
+    if as_json:
+        click.echo(json.dumps(shape))
+        return
+    print_balance(shape)
+    print_history(shape)
+
+
+def print_history(shape: Mapping[str, Any]) -> None:
+    table = Table(title="transactions, newest first")
+    for column in ("height", "hash", "signer", "what"):
+        table.add_column(column)
+    for entry in shape["transactions"]:
+        what = describe_commands(entry["commands"] or [])
+        table.add_row(str(entry["height"]), short(entry["hash"]), entry["signer"] or "-", what)
+    Console().print(table)
+    if shape["next"]:
+        click.echo(f"more: bakong explorer account {shape['account']} --before {shape['next']}")
+
+
+@explorer.command("follow")
+@click.option(
+    "--from",
+    "start",
+    type=click.IntRange(min=1),
+    help="Start at this height (default: the next block to commit).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds between polls.",
+)
+@click.option(
+    "--limit-blocks",
+    type=click.IntRange(min=1),
+    help="Stop after printing this many blocks (default: run until Ctrl-C).",
+)
+@node_option
+@json_option
+@home_option
+def follow(
+    start: int | None,
+    interval: float,
+    limit_blocks: int | None,
+    node_url: str | None,
+    as_json: bool,
+    home: Path,
+) -> None:
+    """Print each new block as it commits, with its transactions, until Ctrl-C.
+
+    --json prints one block header object per line.
+    """
+    client = NodeClient(home, node_url)
+    printed = 0
+    try:
+        with user_errors():
+            next_height = start or int(client.get_status()["height"]) + 1
+            while limit_blocks is None or printed < limit_blocks:
+                page = client.get_blocks(FOLLOW_BATCH, next_height)["blocks"]
+                for header in page[: None if limit_blocks is None else limit_blocks - printed]:
+                    print_followed(client, header, as_json)
+                    printed += 1
+                    next_height = header["height"] + 1
+                if not page:
+                    time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+def print_followed(client: NodeClient, header: Mapping[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(header))
+        return
+    click.echo(
+        f"block {header['height']}  {short(header['hash'])}  {format_time(header['time'])}"
+        f"  proposer {header['proposer']}  {header['txs']} txs"
+    )
+    if header["txs"]:
+        for tx in client.get_block(str(header["height"]))["txs"]:
+            click.echo(
+                f"    {short(tx['hash'])}  {tx['signer']}: {describe_commands(tx['commands'])}"
+            )
