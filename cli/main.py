@@ -6,9 +6,12 @@ import sys
 
 import click
 
+from cli.explorer import explorer
 from cli.keys import keys
 from cli.node_cmd import node
+from cli.query import balance
 from cli.testnet import testnet
+from cli.txcmds import account_group, freeze, issue, redeem, transfer, tx_group, unfreeze
 from ledger.errors import LedgerError
 
 
@@ -63,6 +66,15 @@ def main() -> None:
 cli.add_command(keys)
 cli.add_command(testnet)
 cli.add_command(node)
+cli.add_command(account_group)
+cli.add_command(issue)
+cli.add_command(redeem)
+cli.add_command(transfer)
+cli.add_command(freeze)
+cli.add_command(unfreeze)
+cli.add_command(tx_group)
+cli.add_command(balance)
+cli.add_command(explorer)
 
 
 if __name__ == "__main__":

@@ -201,6 +201,13 @@ async def get_block(request: web.Request) -> web.Response:
     )
 
 
+async def get_assets(request: web.Request) -> web.Response:
+    """The assets and their decimals: what a client needs to turn "12.50" into minor units."""
+    decimals = views.get_decimals(_node(request).store)
+    assets = [{"code": code, "decimals": d} for code, d in sorted(decimals.items())]
+    return web.json_response({"assets": assets})
+
+
 def _account_param(request: web.Request) -> str:
     account = request.match_info["account"]
     if not is_account_id(account):
@@ -331,6 +338,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/transactions/{hash}", get_transaction)
     app.router.add_get("/v1/blocks", get_blocks)
     app.router.add_get("/v1/blocks/{ref}", get_block)
+    app.router.add_get("/v1/assets", get_assets)
     app.router.add_get("/v1/accounts/{account}", get_account)
     app.router.add_get("/v1/accounts/{account}/transactions", get_account_transactions)
     app.router.add_get("/metrics", get_metrics)
