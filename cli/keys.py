@@ -5,48 +5,16 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from cli.keystore import Keystore, KeystoreError, load_signing_key, resolve_passphrase
+from cli.options import home_option, json_option, user_errors
 from ledger.crypto import PrivateKey, read_key_file, write_key_file
-from ledger.errors import LedgerError
 from ledger.ids import AccountId, parse_account_id
 
 _SEED_HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def home_option(func: F) -> F:
-    return click.option(
-        "--home",
-        envvar="BAKONG_HOME",
-        default="./testnet",
-        type=click.Path(path_type=Path, file_okay=False),
-        show_default=True,
-        help="Testnet home directory; its wallet is HOME/wallet.",
-    )(func)
-
-
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn wallet and ledger errors into the one-line `error: <code>: <message>`."""
-    try:
-        yield
-    except LedgerError as exc:
-        # imported here, not at the top: cli.main imports this module to register `keys`
-        from cli.main import CliError
-
-        raise CliError(exc.code, exc.message) from exc
 
 
 @click.group()
@@ -66,7 +34,7 @@ def keys() -> None:
 @home_option
 def new_key(account: str, force: bool, as_json: bool, home: Path) -> None:
     """Generate a new Ed25519 key for ACCOUNT (name@bank) and store it encrypted."""
-    with _user_errors():
+    with user_errors():
         account_id = parse_account_id(account)
         keystore = Keystore(home)
         _refuse_overwrite(keystore, account_id, force)
@@ -80,7 +48,7 @@ def new_key(account: str, force: bool, as_json: bool, home: Path) -> None:
 @home_option
 def list_keys(as_json: bool, home: Path) -> None:
     """List the accounts in the wallet and their public keys (no passphrase needed)."""
-    with _user_errors():
+    with user_errors():
         entries = Keystore(home).list()
     if as_json:
         rows = [{"account": a, "public_key": pk.hex()} for a, pk in entries]
@@ -101,7 +69,7 @@ def list_keys(as_json: bool, home: Path) -> None:
 @home_option
 def show_key(account: str, as_json: bool, home: Path) -> None:
     """Show ACCOUNT's public key and keystore file (no passphrase needed)."""
-    with _user_errors():
+    with user_errors():
         keystore = Keystore(home)
         sealed = keystore.read(parse_account_id(account))
     _print_key(sealed.account, sealed.public_key, keystore.path_of(sealed.account), as_json)
@@ -134,7 +102,7 @@ def import_key(
     """Store an existing key for ACCOUNT, encrypted. Give exactly one of --seed-hex, --file."""
     if (seed_hex is None) == (key_file is None):
         raise click.UsageError("give exactly one of --seed-hex or --file")
-    with _user_errors():
+    with user_errors():
         account_id = parse_account_id(account)
         keystore = Keystore(home)
         _refuse_overwrite(keystore, account_id, force)
@@ -157,7 +125,7 @@ def export_key(account: str, out: Path | None, force: bool, home: Path) -> None:
 
     The output is unencrypted: whoever holds it can sign as ACCOUNT.
     """
-    with _user_errors():
+    with user_errors():
         account_id = parse_account_id(account)
         # refuse before asking for the passphrase
         if out is not None and out.exists() and not force:

@@ -7,34 +7,21 @@ concern node/ must not import) and prints.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from cli.keystore import DEV_PASSPHRASE, Keystore
+from cli.options import home_option
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.ids import AccountId
 from node import testnet as tn
 from node.config import ConsensusConfig
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def home_option(func: F) -> F:
-    return click.option(
-        "--home",
-        envvar="BAKONG_HOME",
-        default="./testnet",
-        type=click.Path(path_type=Path, file_okay=False),
-        show_default=True,
-        help="Testnet home directory (env BAKONG_HOME).",
-    )(func)
 
 
 @contextmanager
