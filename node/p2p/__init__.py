@@ -7,7 +7,7 @@ The node builds a `PeerManager`, registers its message types on a `MessageRouter
 """
 
 from node.p2p.counters import P2PCounters
-from node.p2p.errors import FrameError, HandshakeRefused, P2PError
+from node.p2p.errors import FrameError, HandshakeRefused, MessageTooLarge, P2PError
 from node.p2p.framing import FIRST_APP_MESSAGE_TYPE, MAX_MESSAGE_TYPE
 from node.p2p.manager import PeerManager
 from node.p2p.params import P2PParams
@@ -19,6 +19,7 @@ __all__ = [
     "FrameError",
     "HandshakeRefused",
     "MessageRouter",
+    "MessageTooLarge",
     "P2PCounters",
     "P2PError",
     "P2PParams",

@@ -20,6 +20,13 @@ class FrameError(P2PError):
     code = "bad_frame"
 
 
+class MessageTooLarge(P2PError):
+    """Our own message would exceed the frame limit (every peer would drop it). Kept
+    apart from FrameError so a handler's oversize reply is never blamed on the peer."""
+
+    code = "message_too_large"
+
+
 class HandshakeRefused(P2PError):
     """The handshake failed; `code` says why (wrong_chain, not_admitted, bad_signature, ...).
     `peer_key` is the key the peer claimed, when it got that far (for logs)."""

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from ledger.codec import pack, unpack
 from ledger.errors import CodecError
-from node.p2p.errors import FrameError
+from node.p2p.errors import FrameError, MessageTooLarge
 
 HEADER_BYTES: Final = 4
 MAX_MESSAGE_TYPE: Final = 2**16 - 1
@@ -25,11 +25,11 @@ _SKIP_CHUNK: Final = 64 * 1024
 
 
 def encode_frame(msg_type: int, payload: Any, max_frame_bytes: int) -> bytes:
-    """The wire bytes of one message. Raises FrameError if it would exceed the limit,
-    since every peer would drop it."""
+    """The wire bytes of one message. Raises MessageTooLarge if it would exceed the
+    limit, since every peer would drop it."""
     body = pack([msg_type, payload])
     if len(body) > max_frame_bytes:
-        raise FrameError(f"frame of {len(body)} bytes exceeds {max_frame_bytes}", "oversize")
+        raise MessageTooLarge(f"message of {len(body)} bytes exceeds {max_frame_bytes}")
     return len(body).to_bytes(HEADER_BYTES, "big") + body
 
 

@@ -136,7 +136,7 @@ class PeerManager:
     def send(self, peer_key: bytes, msg_type: int, payload: Any, droppable: bool = False) -> bool:
         """Queue one message for one peer; False if not connected or dropped.
         Gossip passes `droppable=True` so it gives way to consensus messages when full;
-        a payload may be a list, so one frame can carry a batch."""
+        a payload may be a list, so one frame can carry a batch. Raises MessageTooLarge."""
         peer = self._peers.get(peer_key)
         if peer is None:
             return False
@@ -152,7 +152,7 @@ class PeerManager:
         droppable: bool = False,
     ) -> int:
         """Queue one message (encoded once) for every connected peer not in `exclude`;
-        return how many peers it was queued for."""
+        return how many peers it was queued for. Raises MessageTooLarge."""
         frame = encode_frame(msg_type, payload, self.params.max_frame_bytes)
         skip = set(exclude or ())
         return sum(

@@ -356,6 +356,27 @@ def test_handler_exception_is_counted_not_fatal() -> None:
     run(scenario)
 
 
+def test_handler_sending_too_large_a_reply_is_not_blamed_on_the_peer() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            managers: list[PeerManager] = []
+
+            def reply_huge(peer: bytes, msg_type: int, payload: Any) -> None:
+                managers[0].send(peer, MSG, b"z" * 8192)
+
+            b = await net.node(params=P2PParams(max_frame_bytes=4096), on_message=reply_huge)
+            managers.append(b)
+            a = await net.node(peers=[b])
+            await wait_until(lambda: a.connected_peers() == [b.public_key])
+            for _ in range(3):
+                a.send(b.public_key, MSG, "request")
+            await wait_until(lambda: b.counters.handler_errors == 3)
+            assert not b.counters.dropped
+            assert b.connected_peers() == [a.public_key]
+
+    run(scenario)
+
+
 def test_async_handler_is_awaited_in_order() -> None:
     async def scenario() -> None:
         async with network() as net:
