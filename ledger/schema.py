@@ -129,6 +129,7 @@ NODE_PREFIX = b"n"
 MEMPOOL_PREFIX = b"n/mp/"
 NODE_REJECTED_PREFIX = b"n/rj/"
 SIGN_STATE_KEY = b"n/sign"
+PROPOSED_BLOCK_KEY = b"n/prop"
 EVIDENCE_PREFIX = b"n/ev/"
 
 
@@ -142,6 +143,11 @@ def make_node_rejected_key(tx_hash: bytes) -> bytes:
 
 def make_sign_state_key() -> bytes:
     return SIGN_STATE_KEY
+
+
+def make_proposed_block_key() -> bytes:
+    """The last block this validator proposed (re-sent after a restart)."""
+    return PROPOSED_BLOCK_KEY
 
 
 def make_evidence_key(height: int, index: int) -> bytes:

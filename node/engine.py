@@ -21,7 +21,13 @@ from ledger.block import Block, Commit, build_block
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.kv import KeyValueStore
-from ledger.schema import EVIDENCE_PREFIX, make_block_key, make_evidence_key, make_sign_state_key
+from ledger.schema import (
+    EVIDENCE_PREFIX,
+    make_block_key,
+    make_evidence_key,
+    make_proposed_block_key,
+    make_sign_state_key,
+)
 from ledger.state import State, get_validator_set
 from ledger.transition import BlockContext, BlockResult, apply_block
 from ledger.tx import SignedTx
@@ -245,14 +251,19 @@ class Engine:
     def _on_wake(self) -> None:
         if self.idle:
             self._leave_idle()
-        if self.pending_request is not None:
+        elif self.pending_request is not None:
             self._try_propose()
 
     def _leave_idle(self) -> None:
+        """Peers are working on this height (or txs arrived): arm the deferred timeouts and,
+        if this validator is the proposer, propose (an empty block if its mempool missed
+        the txs), so that the height cannot stall on one node's view of the mempool."""
         self.idle = False
         deferred, self.deferred = self.deferred, []
         for action in deferred:
             self._schedule(action)
+        if self.pending_request is not None:
+            self._try_propose()
 
     def _load_sign_state(self) -> cs.SignState | None:
         raw = self.store.get(make_sign_state_key())
@@ -275,6 +286,9 @@ class Engine:
         self.pending_request = None
         candidate = self._build_block(request.height)
         self.candidates[candidate.block.hash] = candidate
+        # A restarted proposer re-sends its signed proposal: keep the body it names.
+        with self.store.atomic_batch(sync=False) as batch:
+            batch.put(make_proposed_block_key(), candidate.raw)
         self._feed(cs.ProposalValue(request.height, request.round, candidate.block.hash))
 
     def _build_block(self, height: int) -> Candidate:
@@ -319,14 +333,25 @@ class Engine:
         return validators.validators[index].name if index is not None else ""
 
     def _send_proposal(self, proposal: cs.Proposal) -> None:
-        candidate = self.candidates.get(proposal.block_hash)
-        if candidate is None:
+        candidate = self.candidates.get(proposal.block_hash) or self._restore_proposed()
+        if candidate is None or candidate.block.hash != proposal.block_hash:
             log.error("proposal for an unknown block %s", proposal.block_hash.hex()[:16])
             return
         last = candidate.last_commit.encode() if candidate.last_commit else b""
         payload = [proposal.encode(), candidate.raw, last]
         self.own_messages.append((msg.PROPOSAL, payload))
         self._broadcast(msg.PROPOSAL, payload)
+
+    def _restore_proposed(self) -> Candidate | None:
+        """The block this validator proposed before a restart, judged again."""
+        raw = self.store.get(make_proposed_block_key())
+        if raw is None:
+            return None
+        block = Block.decode(raw)
+        if block.height != self.height + 1:
+            return None
+        last_commit = chain.get_commit(self.store, block.height - 1) if block.height > 1 else None
+        return self._judge(block, raw, last_commit)
 
     # Judging peers' blocks.
     def _judge(self, block: Block, raw: bytes, last_commit: Commit | None) -> Candidate:

@@ -168,7 +168,9 @@ def test_unregistered_peer_is_refused(net: Net) -> None:
 
 
 def test_malformed_frames_from_registered_peer_are_dropped(net: Net) -> None:
+    # Borrow the observer's registered key while the observer itself is down.
     key = read_key_file(net.node_dir("canadia") / "node_key.json")
+    net.kill("canadia")
 
     async def spam() -> bool:
         manager = _peer_manager(net, key, "wing", MessageRouter())
@@ -186,6 +188,7 @@ def test_malformed_frames_from_registered_peer_are_dropped(net: Net) -> None:
             await manager.stop()
 
     assert asyncio.run(spam())
+    net.up()
     tx = net.issue("wing", 1)
     assert net.submit("wing", tx)[0] == 202
     net.wait_committed("wing", [tx.hash.hex()])
