@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cli.bench import bench
 from cli.explorer import explorer
 from cli.keys import keys
 from cli.node_cmd import node
@@ -66,6 +67,7 @@ def main() -> None:
 cli.add_command(keys)
 cli.add_command(testnet)
 cli.add_command(node)
+cli.add_command(bench)
 cli.add_command(account_group)
 cli.add_command(issue)
 cli.add_command(redeem)
