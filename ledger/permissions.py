@@ -121,21 +121,35 @@ _SCOPED: Final[dict[type[Any], Callable[[frozenset[str], str, Any], bool]]] = {
 }
 
 
+def get_role_permissions(state: State, role: str) -> frozenset[str]:
+    """The permission set of a role; empty for an undefined role."""
+    record = state.get_role(role)
+    return record.permissions if record is not None else frozenset()
+
+
 def get_permissions(state: State, signer: str) -> frozenset[str]:
     """The permission set of the signer's role; empty for unknown accounts or roles."""
     account = state.get_account(signer)
-    role = state.get_role(account.role) if account is not None else None
-    return role.permissions if role is not None else frozenset()
+    return get_role_permissions(state, account.role) if account is not None else frozenset()
 
 
-def may_execute(state: State, signer: str, cmd: Command) -> bool:
-    perms = get_permissions(state, signer)
+def is_permitted(perms: frozenset[str], signer: str, cmd: Command) -> bool:
+    """The rule itself, given the signer's permissions: a tx looks them up once, since no
+    command changes an account's role."""
     scoped = _SCOPED.get(type(cmd))
     if scoped is not None:
         return scoped(perms, signer, cmd)
     return _GLOBAL[type(cmd)] in perms
 
 
-def check_permission(state: State, signer: str, cmd: Command) -> None:
-    if not may_execute(state, signer, cmd):
+def may_execute(state: State, signer: str, cmd: Command) -> bool:
+    return is_permitted(get_permissions(state, signer), signer, cmd)
+
+
+def check_permitted(perms: frozenset[str], signer: str, cmd: Command) -> None:
+    if not is_permitted(perms, signer, cmd):
         raise PermissionDenied(f"{signer} may not run {type(cmd).__name__}")
+
+
+def check_permission(state: State, signer: str, cmd: Command) -> None:
+    check_permitted(get_permissions(state, signer), signer, cmd)

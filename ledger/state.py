@@ -7,9 +7,11 @@ per block. A per-tx journal (`begin`/`commit`/`rollback`) undoes a failed tx exa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
+
+import msgpack
 
 from ledger.codec import (
     expect_bool,
@@ -39,9 +41,12 @@ from ledger.schema import (
 )
 
 RECORD_VERSION = 1
+BALANCE_BYTES = 8
 DEFAULT_TX_TTL_MS = 3_600_000
 DEFAULT_MAX_CLOCK_SKEW_MS = 60_000
 MAX_VALIDATORS = 256
+MAX_ROLE_BYTES = 32
+_ACCOUNT_KEY_SIZES = (0, PUBLIC_KEY_SIZE)
 
 ValidatorSet = tuple[tuple[str, bytes], ...]
 """((bank_code, node_public_key), ...) sorted by bank code."""
@@ -74,10 +79,35 @@ class Account:
 
     @staticmethod
     def decode(data: bytes) -> Account:
+        """Read for every account a block touches: a fast path for well-formed records,
+        which accepts only what `decode_strictly` accepts and builds the same Account."""
+        try:
+            items = msgpack.unpackb(data)
+        except Exception:
+            items = None
+        if type(items) is list and len(items) == 5:
+            version, key, role, nonce, frozen = items
+            if (
+                type(version) is int
+                and version == RECORD_VERSION
+                and type(key) is bytes
+                and len(key) in _ACCOUNT_KEY_SIZES
+                and type(role) is str
+                and len(role) <= MAX_ROLE_BYTES
+                and role.isascii()
+                and type(nonce) is int
+                and 0 <= nonce <= MAX_AMOUNT
+                and type(frozen) is bool
+            ):
+                return Account(key, role, nonce, frozen)
+        return Account.decode_strictly(data)
+
+    @staticmethod
+    def decode_strictly(data: bytes) -> Account:
         items = _record(data, 5, "account")
         return Account(
             _key(items[1], "account public_key", optional=True),
-            expect_str(items[2], 32, "account role"),
+            expect_str(items[2], MAX_ROLE_BYTES, "account role"),
             expect_int(items[3], 0, MAX_AMOUNT, "account nonce"),
             expect_bool(items[4], "account frozen"),
         )
@@ -197,11 +227,19 @@ def decode_validator_set(data: bytes) -> ValidatorSet:
 
 
 def encode_balance(amount: int) -> bytes:
-    return pack(amount)
+    """Fixed 8-byte big-endian: balances are the most read and written records."""
+    return amount.to_bytes(BALANCE_BYTES, "big")
 
 
 def decode_balance(data: bytes) -> int:
-    return expect_int(unpack(data), 0, MAX_AMOUNT, "balance")
+    # Exactly 8 bytes.
+    if type(data) is not bytes or len(data) != BALANCE_BYTES:
+        fail(f"balance: expected {BALANCE_BYTES} bytes", "wrong_length")
+    amount = int.from_bytes(data, "big")
+    # At most 2**63-1.
+    if amount > MAX_AMOUNT:
+        fail(f"balance: {amount} exceeds {MAX_AMOUNT}", "out_of_range")
+    return amount
 
 
 def get_validator_set(reader: KeyValueReader, height: int) -> ValidatorSet:
@@ -225,10 +263,11 @@ V = TypeVar("V")
 _MISSING: Any = object()
 
 
-class _Table(Generic[K, V]):
-    """One kind of record in the overlay: decoded values by key, and which keys changed."""
+class _Table(dict[K, V]):
+    """One kind of record in the overlay: decoded values by key (a miss reads the store
+    once, so a hit is a plain dict lookup), and which keys changed."""
 
-    __slots__ = ("default", "dirty", "encode", "load", "make_key", "values")
+    __slots__ = ("decode", "default", "dirty", "encode", "make_key", "reader")
 
     def __init__(
         self,
@@ -238,48 +277,50 @@ class _Table(Generic[K, V]):
         encode: Callable[[V], bytes | None],
         default: V,
     ) -> None:
-        self.values: dict[K, V] = {}
+        super().__init__()
         self.dirty: set[K] = set()
+        self.reader = reader
         self.make_key = make_key
+        self.decode = decode
         self.encode = encode
         self.default = default
 
-        def load(key: K) -> V:
-            raw = reader.get(make_key(key))
-            return default if raw is None else decode(raw)
-
-        self.load = load
-
-    def get(self, key: K) -> V:
-        values = self.values
-        if key in values:
-            return values[key]
-        value = self.load(key)
-        values[key] = value
+    def __missing__(self, key: K) -> V:
+        raw = self.reader.get(self.make_key(key))
+        value = self[key] = self.default if raw is None else self.decode(raw)
         return value
 
     def set(self, key: K, value: V, journal: list[Any] | None) -> None:
         if journal is not None:
-            journal.append((self, key, self.values.get(key, _MISSING), key in self.dirty))
-        self.values[key] = value
+            journal.append((self, key, self.get(key, _MISSING), key in self.dirty))
+        self[key] = value
         self.dirty.add(key)
 
     def undo(self, key: K, old: V, was_dirty: bool) -> None:
         if old is _MISSING:
-            self.values.pop(key, None)
+            self.pop(key, None)
         else:
-            self.values[key] = old
+            self[key] = old
         if not was_dirty:
             self.dirty.discard(key)
 
-    def changes(self) -> Iterator[tuple[bytes, bytes | None]]:
-        for key in self.dirty:
-            yield self.make_key(key), self.encode(self.values[key])
+    def changes(self) -> dict[bytes, bytes | None]:
+        make_key, encode = self.make_key, self.encode
+        return {make_key(key): encode(self[key]) for key in self.dirty}
 
 
 def _or_none(encode: Callable[[Any], bytes]) -> Callable[[Any], bytes | None]:
     """Records encode to bytes; an absent record (None) is a delete."""
     return lambda value: None if value is None else encode(value)
+
+
+def _make_balance_key(key: tuple[str, str]) -> bytes:
+    return make_balance_key(*key)
+
+
+def _encode_balance_or_delete(amount: int) -> bytes | None:
+    """A zero balance is not stored."""
+    return encode_balance(amount) if amount else None
 
 
 class State:
@@ -292,9 +333,9 @@ class State:
         )
         self._balances: _Table[tuple[str, str], int] = _Table(
             reader,
-            lambda k: make_balance_key(k[0], k[1]),
+            _make_balance_key,
             decode_balance,
-            lambda v: encode_balance(v) if v else None,
+            _encode_balance_or_delete,
             0,
         )
         self._banks: _Table[str, Bank | None] = _Table(
@@ -336,32 +377,32 @@ class State:
 
     # Reads.
     def get_account(self, account: str) -> Account | None:
-        return self._accounts.get(account)
+        return self._accounts[account]
 
     def get_balance(self, account: str, asset: str) -> int:
-        return self._balances.get((account, asset))
+        return self._balances[account, asset]
 
     def get_bank(self, code: str) -> Bank | None:
-        return self._banks.get(code)
+        return self._banks[code]
 
     def get_asset(self, code: str) -> Asset | None:
-        return self._assets.get(code)
+        return self._assets[code]
 
     def get_supply(self, asset: str) -> Supply:
-        return self._supplies.get(asset)
+        return self._supplies[asset]
 
     def get_role(self, name: str) -> Role | None:
-        return self._roles.get(name)
+        return self._roles[name]
 
     def get_validators(self) -> ValidatorSet:
         """The current validator set (the one deciding the block being executed)."""
-        return self._validators.get(None) or ()
+        return self._validators[None] or ()
 
     def get_pending_validators(self, height: int) -> ValidatorSet | None:
-        return self._validators.get(height)
+        return self._validators[height]
 
     def get_params(self) -> ChainParams:
-        return self._params.get(None) or ChainParams()
+        return self._params[None] or ChainParams()
 
     # Writes (journaled between begin and commit/rollback).
     def set_account(self, account: str, record: Account) -> None:
@@ -411,5 +452,5 @@ class State:
         """Every state key written so far -> its new encoding (None: deleted)."""
         out: dict[bytes, bytes | None] = {}
         for table in self._tables:
-            out.update(table.changes())
+            out |= table.changes()
         return out

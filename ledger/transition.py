@@ -48,7 +48,7 @@ from ledger.errors import (
 )
 from ledger.ids import bank_of, central_bank_operator, is_operator, operator_of
 from ledger.kv import KeyValueReader
-from ledger.permissions import BANK_ROLE, check_permission
+from ledger.permissions import BANK_ROLE, check_permitted, get_role_permissions
 from ledger.state import MAX_VALIDATORS, Account, Bank, State, Supply, ValidatorSet
 from ledger.tx import SignedTx, is_signed_by
 
@@ -87,7 +87,7 @@ class BlockResult:
 
 def compute_state_hash(prev_state_hash: bytes, changes: Mapping[bytes, bytes | None]) -> bytes:
     """Fold one block's sorted state changes into the previous state hash."""
-    pairs = [[key, changes[key]] for key in sorted(changes)]
+    pairs = sorted(changes.items())
     return sha256(prev_state_hash + sha256(pack(pairs)))
 
 
@@ -271,9 +271,11 @@ def process_remove_validator(
     _schedule(state, ctx, bank, remaining)
 
 
-def process_command(state: State, ctx: BlockContext, signer: str, cmd: Command) -> None:
-    """Permission first, then the command's own rules."""
-    check_permission(state, signer, cmd)
+def process_command(
+    state: State, ctx: BlockContext, signer: str, perms: frozenset[str], cmd: Command
+) -> None:
+    """Permission first (`perms`: the signer's), then the command's own rules."""
+    check_permitted(perms, signer, cmd)
     match cmd:
         case Transfer():
             process_transfer(state, signer, cmd)
@@ -329,8 +331,9 @@ def process_tx(state: State, ctx: BlockContext, tx: SignedTx) -> None:
     if body.nonce != signer.nonce:
         raise BadNonce(f"nonce {body.nonce}, expected {signer.nonce}")
     state.set_account(body.signer, Account(signer.public_key, signer.role, signer.nonce + 1, False))
+    perms = get_role_permissions(state, signer.role)
     for cmd in body.commands:
-        process_command(state, ctx, body.signer, cmd)
+        process_command(state, ctx, body.signer, perms, cmd)
 
 
 def get_tx_accounts(tx: SignedTx) -> tuple[str, ...]:
