@@ -183,7 +183,9 @@ class TxSession:
             return ChainInfo(genesis.chain_id, {a.code: a.decimals for a in genesis.assets})
         # offline with --nonce promises not to contact a node
         if self.opts.offline and self.opts.nonce is not None:
-            raise TxError(f"no {path}: cannot sign offline without the chain's genesis")
+            raise TxError(
+                f"no {path}: cannot sign offline without the chain's genesis", "no_genesis"
+            )
         status = self.client.get_status()
         return ChainInfo(str(status["chain_id"]), self.client.get_assets())
 
