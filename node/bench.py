@@ -164,7 +164,7 @@ def make_accounts(banks: Sequence[str], count: int, tag: str) -> list[BenchAccou
     ]
 
 
-def _setup_commands(accounts: Sequence[BenchAccount], bank: str) -> list[tuple[Command, ...]]:
+def make_setup_commands(accounts: Sequence[BenchAccount], bank: str) -> list[tuple[Command, ...]]:
     mine = [a for a in accounts if a.account.endswith(f"@{bank}")]
     out = []
     for start in range(0, len(mine), ACCOUNTS_PER_SETUP_TX):
@@ -194,7 +194,7 @@ async def setup_accounts(
     raws: list[bytes] = []
     for bank, key in sorted(target.operators.items()):
         nonce = await _next_nonce(session, url, operator_of(bank))
-        for i, cmds in enumerate(_setup_commands(accounts, bank)):
+        for i, cmds in enumerate(make_setup_commands(accounts, bank)):
             body = TxBody(1, target.chain_id, operator_of(bank), nonce + i, _now_ms(), cmds)
             raws.append(sign_tx(body, key).encode())
     progress.on_phase("setup", len(raws))

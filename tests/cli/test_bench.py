@@ -1,0 +1,92 @@
+"""`bakong bench` on a real small testnet: the JSON contract, and that what it counts as
+committed is really in the chain (read back independently of the bench)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import cli.bench as bench_cmd
+from cli.main import cli
+from node.bench import FUNDING
+from tests.node.netutil import Net, http, running_testnet
+
+CONTRACT_KEYS = {"tps", "committed", "latency_ms", "verify_bound_tps"}
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["bench", *args], env={"BAKONG_HOME": None})
+
+
+def read_chain(net: Net, name: str) -> list[dict[str, Any]]:
+    """Every tx of every block on node `name`, with its height."""
+    status = net.status(name)
+    assert status is not None
+    out = []
+    for height in range(1, status["height"] + 1):
+        code, block = http(f"{net.url(name)}/v1/blocks/{height}")
+        assert code == 200
+        out += [tx | {"height": height} for tx in block["txs"]]
+    return out
+
+
+def test_basic(tmp_path: Path) -> None:
+    with running_testnet(tmp_path) as net:
+        result = run(
+            "--home", str(net.home), "--duration", "3", "--rate", "300",
+            "--accounts", "20", "--batch", "100", "--drain", "20", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert set(report) >= CONTRACT_KEYS
+        assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}
+        assert report["checks"]["committed_in_chain"] is True
+        assert report["checks"]["nodes_converged"] is True
+        # at 300 tx/s a 4+1 testnet keeps up: everything sent is committed
+        assert report["sent"] == report["committed"] >= 850
+        assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
+        assert report["tps"] > 0 and report["verify_bound_tps"] > 0
+        assert set(report["rss_mb"]) == set(net.names)
+
+        chain = read_chain(net, net.names[-1])
+        transfers = [tx for tx in chain if tx["signer"].startswith("bench")]
+        assert len(transfers) == report["committed"]
+        assert max(Counter(tx["hash"] for tx in chain).values()) == 1
+        # each transfer moves one riel: a balance is its funding, minus sent, plus received
+        expected = Counter({tx["signer"]: FUNDING for tx in transfers})
+        for tx in transfers:
+            (cmd,) = tx["commands"]
+            assert cmd["type"] == "transfer" and cmd["amount"] == "1"
+            expected[cmd["from"]] -= 1
+            expected[cmd["to"]] += 1
+        assert len(expected) == 20
+        nonces = 0
+        for account, balance in expected.items():
+            code, found = http(f"{net.url(net.names[0])}/v1/accounts/{account}")
+            assert code == 200
+            assert found["balances"]["KHR"] == str(balance)
+            nonces += found["nonce"]
+        assert nonces == report["committed"]
+
+
+def test_invalid_no_testnet(tmp_path: Path) -> None:
+    result = run("--home", str(tmp_path / "none"), "--duration", "1", "--json")
+    assert result.exit_code != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("error: testnet_not_found:")
+    assert result.stdout == ""
+
+
+def test_invalid_check_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed correctness check still prints the report, then exits non-zero."""
+    report = {"tps": 1.0, "checks": {"committed_in_chain": False, "nodes_converged": True}}
+    monkeypatch.setattr(bench_cmd, "load_target", lambda home, urls: None)
+    monkeypatch.setattr(bench_cmd, "_run_with_progress", lambda config, target: report)
+    result = run("--home", str(tmp_path), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == report
+    assert result.stderr.strip().splitlines()[-1].startswith("error: bench_check_failed:")
