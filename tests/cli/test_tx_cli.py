@@ -276,3 +276,18 @@ def test_real_process_prints_one_error_line(net: Net) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: insufficient_funds: tx ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="node bug: only a proposer rejects a tx that fails execution "
+    "(node/engine.py Engine._build_block), so an observer reports it pending until its TTL",
+)
+def test_observer_reports_a_failed_tx_rejected(net: Net) -> None:
+    alice, bob = net.new_customer("aba"), net.new_customer("wing")
+    args = [*transfer_args(alice, bob, "USD", "1.00"), "--json", "--timeout", "3"]
+    result = net.run(*args, "--node", net.url("canadia"))
+    tx_hash = json.loads(result.stdout)["hash"]
+    # every validator has rejected it by now
+    assert net.ok_json("tx", "status", tx_hash, "--node", net.url("nbc"))["status"] == "rejected"
+    assert json.loads(result.stdout)["status"] == "rejected"
