@@ -57,7 +57,7 @@ class NodeClient:
         """Candidates, the one that last answered first."""
         if self._urls is None:
             if self._node_url:
-                self._urls = [self._node_url.rstrip("/")]
+                self._urls = [parse_node_url(self._node_url)]
             else:
                 self._urls = [node.http_url for node in load_manifest(self._home).nodes]
         return self._urls
@@ -131,6 +131,15 @@ class NodeClient:
             self.urls.insert(0, self.urls.pop(index))
             return reply
         raise NodeUnreachable("no node answers: " + "; ".join(failures))
+
+
+def parse_node_url(text: str) -> str:
+    """An http(s) base URL such as http://127.0.0.1:26657, without a trailing slash."""
+    parts = urllib.parse.urlsplit(text)
+    # anything else would fail later inside urllib, without a clear message
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise NodeError(f"bad node URL {text!r}: expected http://HOST:PORT", "bad_node_url")
+    return text.rstrip("/")
 
 
 class _Unreachable(Exception):

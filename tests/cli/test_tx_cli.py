@@ -229,6 +229,10 @@ def test_invalid_node_unreachable(net: Net) -> None:
               "--amount", "1", "--node", dead)  # fmt: skip
 
 
+def test_invalid_node_url(net: Net) -> None:
+    net.fails("bad_node_url", "balance", "admin@aba", "--node", "127.0.0.1:9")
+
+
 @pytest.mark.parametrize(
     ("asset", "amount", "code"),
     [
