@@ -20,7 +20,7 @@ from typing import Any, Final
 import click
 from rich.console import Console
 
-from cli.client import NodeClient, NodeError
+from cli.client import NodeClient, NodeError, NodeUnreachable
 from cli.keystore import Keystore, load_signing_key, resolve_passphrase
 from cli.options import home_option, json_option, node_option, user_errors
 from genesis.load import load_genesis_file
@@ -192,7 +192,7 @@ class TxSession:
     def sign(self, command: Command, default_signer: str) -> SignedTx:
         signer = parse_account_id(self.opts.signer or default_signer)
         key = load_signing_key(self.opts.home, signer)
-        nonce = self.opts.nonce if self.opts.nonce is not None else self.get_next_nonce(signer)
+        nonce = self.opts.nonce if self.opts.nonce is not None else self._read_nonce(signer)
         body = TxBody(
             TX_VERSION,
             self.chain.chain_id,
@@ -203,6 +203,14 @@ class TxSession:
             self.opts.memo,
         )
         return sign_tx(body, key)
+
+    def _read_nonce(self, signer: str) -> int:
+        try:
+            return self.get_next_nonce(signer)
+        except NodeUnreachable as exc:
+            if not self.opts.offline:
+                raise
+            raise NodeUnreachable(f"{exc.message}; offline without a node, give --nonce N") from exc
 
     def get_next_nonce(self, signer: str) -> int:
         """The committed next nonce, or past the signer's txs still waiting in the mempool."""
