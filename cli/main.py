@@ -40,7 +40,7 @@ def cli() -> None:
 def main() -> None:
     """Console entry point: never lets a traceback reach the user."""
     try:
-        cli.main(standalone_mode=False)
+        status = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("error: aborted: interrupted", err=True)
         sys.exit(130)
@@ -62,6 +62,8 @@ def main() -> None:
     except OSError as exc:
         click.echo(f"error: os_error: {exc}", err=True)
         sys.exit(1)
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 cli.add_command(keys)

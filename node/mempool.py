@@ -22,6 +22,8 @@ from ledger.tx import SignedTx, is_signature_valid, is_signed_by
 
 log = logging.getLogger("bakong.mempool")
 
+RECHECK_WINDOW = 2000
+
 
 class MempoolError(Exception):
     """A refused tx; `code` is stable and `status` is the HTTP status to answer with."""
@@ -89,6 +91,7 @@ class Mempool:
         self._rejected: OrderedDict[bytes, str] = OrderedDict()
         self._rejected_capacity = rejected_capacity
         self.rejections_by_code: dict[str, int] = {}
+        self._recheck_cursor = 0
         self.on_evict: Callable[[bytes, str], None] = lambda tx_hash, code: None
 
     def __len__(self) -> int:
@@ -216,7 +219,7 @@ class Mempool:
         for tx_hash in included:
             if self._remove(tx_hash) is not None:
                 deletes.append(tx_hash)
-        evicted = self._recheck(set(touched_signers), ctx)
+        evicted = self._recheck(set(touched_signers) | self._sample_signers(), ctx)
         evicted += self._expire(ctx.time_ms)
         deletes.extend(h for h, _ in evicted)
         if deletes:
@@ -228,6 +231,19 @@ class Mempool:
         for tx_hash, code in evicted:
             self._record_rejection(tx_hash, code)
         return evicted
+
+    def _sample_signers(self) -> set[str]:
+        """Signers whose queue head is re-checked although the block did not touch them:
+        a tx that failed in another node's proposal is left out of the block, so only a
+        re-check tells this node to report it rejected. All of them while few, else a
+        rotating window so the cost per block stays bounded."""
+        signers = list(self._by_signer)
+        if len(signers) <= RECHECK_WINDOW:
+            return set(signers)
+        start = self._recheck_cursor % len(signers)
+        self._recheck_cursor = start + RECHECK_WINDOW
+        window = signers[start : start + RECHECK_WINDOW]
+        return set(window + signers[: max(0, start + RECHECK_WINDOW - len(signers))])
 
     def _recheck(self, signers: set[str], ctx: BlockContext) -> list[tuple[bytes, str]]:
         evicted: list[tuple[bytes, str]] = []

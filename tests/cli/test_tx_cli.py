@@ -282,11 +282,6 @@ def test_real_process_prints_one_error_line(net: Net) -> None:
     assert result.stderr.startswith("error: insufficient_funds: tx ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node bug: only a proposer rejects a tx that fails execution "
-    "(node/engine.py Engine._build_block), so an observer reports it pending until its TTL",
-)
 def test_observer_reports_a_failed_tx_rejected(net: Net) -> None:
     alice, bob = net.new_customer("aba"), net.new_customer("wing")
     args = [*transfer_args(alice, bob, "USD", "1.00"), "--json", "--timeout", "3"]
