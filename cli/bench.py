@@ -60,9 +60,9 @@ def _user_errors() -> Iterator[None]:
 @click.option("--batch", default=500, show_default=True, help="Most txs per request.")
 @click.option(
     "--inflight",
-    default=8000,
+    default=4000,
     show_default=True,
-    help="Without --rate: most txs sent but not yet committed.",
+    help="Without --rate: most txs sent but not yet committed (0 = no bound).",
 )
 @click.option("--drain", default=30.0, show_default=True, help="Max wait for stragglers (s).")
 @click.option(
@@ -147,7 +147,7 @@ def _summary_table(report: dict[str, Any]) -> Table:
         ("never committed", f"{report['uncommitted']:,} {_counts(report['undecided'])}"),
         ("blocks", _blocks(report["blocks"])),
         ("max RSS (MB)", _counts(report["rss_mb"])),
-        ("CPU % over window", _counts(report["cpu_percent"])),
+        ("CPU % of a core over window", _counts(report["cpu_percent"])),
         ("each counted tx in chain once", _yes(checks["committed_in_chain"])),
         ("all nodes converged", _yes(checks["nodes_converged"])),
     ]

@@ -194,6 +194,10 @@ async def get_block(request: web.Request) -> web.Response:
         block = chain.get_block_by_hash(node.store, _hash_param(ref))
     if block is None:
         raise ApiError(404, "not_found", f"no block {ref}")
+    if request.query.get("view") == "hashes":
+        # what a follower such as `bakong bench` needs, without rendering every tx
+        hashes = [tx.hash.hex() for tx in block.txs]
+        return web.json_response({"height": block.height, "tx_hashes": hashes})
     commit = chain.get_commit(node.store, block.height)
     decimals = views.get_decimals(node.store)
     return web.json_response(

@@ -76,7 +76,9 @@ class BenchConfig:
     rate: int = 0  # offered tx/s; 0 = as fast as the network takes them
     accounts: int = 200
     batch: int = 500  # most txs per submission request
-    inflight: int = 8000  # without --rate: most txs released but not yet decided
+    # Without --rate: most txs released but not yet decided (0 = no bound); bounding it
+    # keeps the mempools short, so latency measures the network rather than a queue.
+    inflight: int = 4000
     drain_s: float = 30.0  # how long to wait for stragglers after the window
     converge_s: float = 30.0
     verify_samples: int = 3000
@@ -385,6 +387,8 @@ def compute_due(config: BenchConfig, tracker: Tracker, elapsed: float) -> int:
     total = len(tracker.hashes)
     if config.rate:
         return min(total, int(config.rate * elapsed))
+    if not config.inflight:
+        return total
     in_flight = tracker.released - tracker.decided
     return min(total, tracker.released + max(0, config.inflight - in_flight))
 
@@ -417,9 +421,9 @@ async def follow_loop(session: aiohttp.ClientSession, url: str, state: RunState)
         status = await _get(session, f"{url}/v1/status")
         seen = time.monotonic()
         for height in range(state.height + 1, status["height"] + 1):
-            block = await _get(session, f"{url}/v1/blocks/{height}")
-            state.tracker.commit([tx["hash"] for tx in block["txs"]], height, seen)
-            state.blocks.append((height, len(block["txs"]), seen))
+            block = await _get(session, f"{url}/v1/blocks/{height}?view=hashes")
+            state.tracker.commit(block["tx_hashes"], height, seen)
+            state.blocks.append((height, len(block["tx_hashes"]), seen))
             state.height = height
         await asyncio.sleep(FOLLOW_POLL_S)
 
@@ -519,10 +523,24 @@ async def _until_first_failure(main: Any, watched: Sequence[asyncio.Task[None]])
     await main_task
 
 
+def read_host_busy_s() -> float | None:
+    """CPU seconds all cores of the machine spent busy so far (anyone's processes):
+    shows when something besides the testnet competes for the cores."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far per node, this process ("bench") and the whole host ("host")."""
     out = {name: read_cpu_s(pid) for name, pid in pids.items()}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["bench"] = usage.ru_utime + usage.ru_stime
+    out["host"] = read_host_busy_s()
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -551,9 +569,9 @@ async def check_in_chain(
     tx endpoint about a random sample."""
     where: dict[int, list[int]] = {}
     for height in range(first, last + 1):
-        block = await _get(session, f"{url}/v1/blocks/{height}")
-        for tx in block["txs"]:
-            i = tracker.index.get(bytes.fromhex(tx["hash"]))
+        block = await _get(session, f"{url}/v1/blocks/{height}?view=hashes")
+        for tx_hash in block["tx_hashes"]:
+            i = tracker.index.get(bytes.fromhex(tx_hash))
             if i is not None:
                 where.setdefault(i, []).append(height)
     counted = [i for i in range(len(tracker.hashes)) if tracker.committed_at[i]]
@@ -656,6 +674,7 @@ def build_report(
         "validators": target.validators,
         "duration_s": config.duration_s,
         "rate": config.rate,
+        "inflight": 0 if config.rate else config.inflight,
         "offered_tps": round(_released_in_window(tracker, window_end) / config.duration_s, 1),
         "sent": tracker.released,
         "presigned": len(tracker.hashes),
@@ -672,6 +691,7 @@ def build_report(
             "max_txs": max(sizes, default=0),
         },
         "rss_mb": {name: round(kb / 1024, 1) for name, kb in sorted(state.rss_kb.items())},
+        # percent of one core over the window; "host" sums all cores of the machine
         "cpu_percent": {
             name: round(100 * s / config.duration_s, 1) for name, s in sorted(cpu_s.items())
         },

@@ -94,6 +94,8 @@ def test_compute_due_unlimited_keeps_in_flight_bounded() -> None:
     tracker.commit([tracker.hashes[0].hex()], height=5, now=2.0)
     tracker.refuse(1, "mempool_full")
     assert compute_due(config, tracker, 2.0) == 32
+    # inflight 0: no bound, everything pre-signed is due at once
+    assert compute_due(BenchConfig(rate=0, inflight=0), tracker, 2.0) == 100
 
 
 def test_tracker_counts_a_hash_once() -> None:
