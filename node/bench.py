@@ -167,6 +167,7 @@ def make_accounts(banks: Sequence[str], count: int, tag: str) -> list[BenchAccou
 
 
 def make_setup_commands(accounts: Sequence[BenchAccount], bank: str) -> list[tuple[Command, ...]]:
+    """The command lists of `bank`'s setup txs: create each of its accounts and fund it."""
     mine = [a for a in accounts if a.account.endswith(f"@{bank}")]
     out = []
     for start in range(0, len(mine), ACCOUNTS_PER_SETUP_TX):
@@ -480,6 +481,7 @@ async def drain(config: BenchConfig, state: RunState, progress: BenchProgress) -
     while tracker.decided < tracker.released and time.monotonic() < deadline:
         progress.on_progress(tracker.decided, f"waiting for {tracker.released - tracker.decided}")
         await asyncio.sleep(0.1)
+    progress.on_progress(tracker.decided, f"{tracker.released - tracker.decided} left undecided")
     state.stop_follow = True
 
 
@@ -726,19 +728,40 @@ async def run_bench(
         raise BenchError("accounts, duration and batch must be positive, rate >= 0", "bad_option")
     if not target.operators:
         raise BenchError("the testnet has no funded bank to create bench accounts", "no_banks")
+    phases: dict[str, float] = {}
+    clock = _PhaseClock(phases)
     async with _session(4 * len(target.urls) + 4) as session:
         tag = os.urandom(3).hex()
         accounts = make_accounts(sorted(target.operators), config.accounts, tag)
         setup_height = await setup_accounts(session, target, accounts, progress)
+        clock.lap("setup")
         jobs = make_sign_jobs(target.chain_id, accounts, compute_presign_count(config), _now_ms())
         raws, hashes = await presign(jobs, config.workers, progress)
+        clock.lap("signing")
         progress.on_phase("verify bound", 1)
         verify_per_core = measure_verify_rate(raws[: config.verify_samples])
+        clock.lap("verify_bound")
         state = RunState(Tracker(hashes), time.monotonic(), height=setup_height)
         cpu_s = await timed_run(session, config, target, raws, state, progress)
+        clock.lap("run_and_drain")
         report = build_report(config, target, state, verify_per_core, cpu_s)
         report["checks"] = await run_checks(session, config, target, state, report)
+        clock.lap("checks")
+    report["phases_s"] = phases
     return report
+
+
+class _PhaseClock:
+    """Wall seconds of each phase, for the report."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self._phases = phases
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self._phases[name] = round(now - self._last, 2)
+        self._last = now
 
 
 async def run_checks(
