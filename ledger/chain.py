@@ -1,18 +1,20 @@
 """The chain on disk: the only writer of chain keys (`c/...`), and their read API.
 
 Each block lands in ONE synced atomic batch (block, commit, state changes, state hash,
-tx and account-history indexes, height pointer), so a crash leaves the store at height h
-or h+1, never between.
+tx, account-history and payment-reference indexes, height pointer), so a crash leaves
+the store at height h or h+1, never between.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ledger.block import Block, BlockHeader, Commit, decode_block_header, decode_block_tx
 from ledger.errors import BlockError, GenesisMismatch, StoreError
 from ledger.kv import KeyValueReader, KeyValueStore, WriteBatch
+from ledger.references import get_command_reference, get_lookup_key
 from ledger.schema import (
     STATE_PREFIX,
     decode_height,
@@ -24,6 +26,8 @@ from ledger.schema import (
     make_height_key,
     make_history_key,
     make_history_prefix,
+    make_reference_index_key,
+    make_reference_index_prefix,
     make_state_hash_key,
     make_tx_index_key,
 )
@@ -31,9 +35,20 @@ from ledger.transition import BlockResult
 from ledger.tx import SignedTx
 
 _LOCATION = struct.Struct(">QI")
+_PAYMENT_LOCATION = struct.Struct(">QIH")
 _STATE_KEY_START = STATE_PREFIX + b"/"
 
 TxLocation = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentLocation:
+    """Where a command carrying a payment reference sits: tx, block, index in the tx."""
+
+    tx_hash: bytes
+    height: int
+    position: int
+    command: int
 
 
 def init_chain(
@@ -133,7 +148,20 @@ def _write_block(
         batch.put(make_tx_index_key(tx_result.tx_hash), _LOCATION.pack(height, position))
         for account in tx_result.accounts:
             batch.put(make_history_key(account, height, position), tx_result.tx_hash)
+    _write_references(batch, block)
     batch.put(make_height_key(), encode_height(height))
+
+
+def _write_references(batch: WriteBatch, block: Block) -> None:
+    """Index every command that carries a payment reference under its lookup key."""
+    for position, tx in enumerate(block.txs):
+        for index, cmd in enumerate(tx.body.commands):
+            reference = get_command_reference(cmd)
+            if reference:
+                key = make_reference_index_key(
+                    get_lookup_key(reference), block.height, position, index
+                )
+                batch.put(key, tx.hash)
 
 
 def is_initialized(store: KeyValueReader) -> bool:
@@ -224,3 +252,16 @@ def get_account_history(
             height, position = _LOCATION.unpack(key[len(prefix) :])
             page.append((height, position, tx_hash))
     return page
+
+
+def get_payments(store: KeyValueReader, lookup_key: str, limit: int) -> list[PaymentLocation]:
+    """Payments filed under `lookup_key` (a KHQR md5 or a free-form reference, see
+    `ledger.references.get_lookup_key`), oldest first, at most `limit`."""
+    prefix = make_reference_index_prefix(lookup_key)
+    found: list[PaymentLocation] = []
+    for key, tx_hash in store.iterate(prefix):
+        if len(found) >= limit:
+            break
+        height, position, command = _PAYMENT_LOCATION.unpack(key[len(prefix) :])
+        found.append(PaymentLocation(tx_hash, height, position, command))
+    return found

@@ -21,6 +21,8 @@ ROLE_PREFIX = b"s/r/"
 VALIDATORS_KEY = b"s/v"
 PENDING_VALIDATORS_PREFIX = b"s/pv/"
 CHAIN_PARAMS_KEY = b"s/p"
+PAID_REFERENCE_PREFIX = b"s/ref/"
+FX_RATE_PREFIX = b"s/fx/"
 
 GENESIS_HASH_KEY = b"c/genesis"
 HEIGHT_KEY = b"c/height"
@@ -31,6 +33,7 @@ TX_INDEX_PREFIX = b"c/tx/"
 HISTORY_PREFIX = b"c/ah/"
 REJECTED_PREFIX = b"c/rj/"
 STATE_HASH_PREFIX = b"c/sh/"
+REFERENCE_INDEX_PREFIX = b"c/ref/"
 
 
 def encode_height(height: int) -> bytes:
@@ -83,6 +86,20 @@ def make_chain_params_key() -> bytes:
     return CHAIN_PARAMS_KEY
 
 
+def make_paid_reference_key(reference: str) -> bytes:
+    """Present once a single-use payment reference (a dynamic KHQR's md5) has paid."""
+    return PAID_REFERENCE_PREFIX + reference.encode()
+
+
+def make_fx_rate_prefix(operator: str = "") -> bytes:
+    """All published rates, or (with `operator`) one cross-border operator's."""
+    return FX_RATE_PREFIX + (operator.encode() + b"/" if operator else b"")
+
+
+def make_fx_rate_key(operator: str, base: str, quote: str) -> bytes:
+    return make_fx_rate_prefix(operator) + base.encode() + b"/" + quote.encode()
+
+
 # Chain.
 def make_genesis_hash_key() -> bytes:
     return GENESIS_HASH_KEY
@@ -114,6 +131,18 @@ def make_tx_index_key(tx_hash: bytes) -> bytes:
 
 def make_rejected_key(tx_hash: bytes) -> bytes:
     return REJECTED_PREFIX + tx_hash
+
+
+def make_reference_index_prefix(lookup_key: str) -> bytes:
+    """Length-prefixed, so one lookup key's entries never mix with a longer key's."""
+    raw = lookup_key.encode()
+    return REFERENCE_INDEX_PREFIX + bytes([len(raw)]) + raw
+
+
+def make_reference_index_key(lookup_key: str, height: int, position: int, command: int) -> bytes:
+    """One key per payment: its lookup key, then where it sits (chain order)."""
+    where = encode_height(height) + struct.pack(">IH", position, command)
+    return make_reference_index_prefix(lookup_key) + where
 
 
 def make_history_prefix(account: str) -> bytes:
