@@ -9,7 +9,9 @@ import click
 from cli.bench import bench
 from cli.explorer import explorer
 from cli.keys import keys
+from cli.khqr import khqr_group
 from cli.node_cmd import node
+from cli.pay import pay
 from cli.query import balance
 from cli.testnet import testnet
 from cli.txcmds import account_group, freeze, issue, redeem, transfer, tx_group, unfreeze
@@ -79,6 +81,8 @@ cli.add_command(unfreeze)
 cli.add_command(tx_group)
 cli.add_command(balance)
 cli.add_command(explorer)
+cli.add_command(khqr_group)
+cli.add_command(pay)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import functools
 import json
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ REASONS: Final[Mapping[str, str]] = {
     "duplicate": "the same tx is already pending",
     "already_committed": "the same tx is already committed (a replay)",
     "wrong_chain": "it was signed for another chain",
+    "already_paid": "its payment reference was already paid (a dynamic KHQR code pays once)",
 }
 
 
@@ -546,3 +548,46 @@ def status(tx_hash: str, wait_s: float, node_url: str | None, as_json: bool, hom
     if "error" in shape:
         line += f" ({shape['error']}: {REASONS.get(shape['error'], 'see the code')})"
     click.echo(line)
+
+
+@tx_group.command("find")
+@click.option("--md5", metavar="MD5", help="The md5 of a KHQR code: every payment of that code.")
+@click.option("--reference", metavar="REF", help="Payments carrying exactly this reference.")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="At most."
+)
+@node_option
+@json_option
+@home_option
+def find(
+    md5: str | None,
+    reference: str | None,
+    limit: int,
+    node_url: str | None,
+    as_json: bool,
+    home: Path,
+) -> None:
+    """Find committed payments by KHQR md5 or reference, oldest first.
+
+    Answers what Bakong's check_transaction_by_md5 does: --json prints a list of
+    {"hash", "from", "to", "currency", "amount", "time" (block time, ms), "height",
+    "position", "reference", "signer", "memo"}. Nothing paid yet: exit 1, not_found
+    (so a merchant can poll until its code is paid).
+    """
+    if (md5 is None) == (reference is None):
+        raise click.UsageError("give exactly one of --md5 and --reference")
+    query = {"khqr_md5": md5} if md5 is not None else {"reference": reference}
+    with user_errors():
+        path = "/v1/transactions?" + urllib.parse.urlencode(query | {"limit": limit})
+        reply = NodeClient(home, node_url).request("GET", path)
+        found = reply.get("transactions") if isinstance(reply, dict) else None
+        if not found:
+            raise TxError(f"no committed payment with {next(iter(query.values()))}", "not_found")
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    for p in found:
+        click.echo(
+            f"{p['hash']}  {p['from']} -> {p['to']}  {p['amount']} {p['currency']}  "
+            f"height {p['height']}  time {p['time']}  ref {p['reference']}"
+        )

@@ -17,9 +17,11 @@ from aiohttp import web
 from ledger import chain
 from ledger.block import Block
 from ledger.codec import expect_bytes, expect_list_max, unpack
-from ledger.commands import Transfer
+from ledger.commands import MAX_REFERENCE_BYTES, Transfer
 from ledger.errors import LedgerError
-from ledger.ids import bank_of, is_account_id, parse_amount
+from ledger.fx import get_published_rates
+from ledger.ids import bank_of, is_account_id, is_bank_code, parse_amount
+from ledger.references import get_lookup_key, is_khqr_md5
 from ledger.state import State
 from ledger.tx import TxBody, sign_tx
 from node import metrics as metrics_mod
@@ -160,6 +162,46 @@ async def get_transaction(request: web.Request) -> web.Response:
     if tx is not None:
         status["tx"] = views.tx_to_json(tx, views.get_decimals(node.store))
     return web.json_response(status)
+
+
+def _reference_query(request: web.Request) -> tuple[str, str | None]:
+    """(lookup key, exact reference or None) from ?khqr_md5= or ?reference=."""
+    md5, reference = request.query.get("khqr_md5"), request.query.get("reference")
+    if (md5 is None) == (reference is None):
+        raise ApiError(400, "bad_parameter", "give exactly one of khqr_md5 and reference")
+    if md5 is not None:
+        if not is_khqr_md5(md5.lower()):
+            raise ApiError(400, "bad_md5", "khqr_md5 must be 32 hex digits")
+        return md5.lower(), None
+    if not reference or len(reference.encode()) > MAX_REFERENCE_BYTES:
+        raise ApiError(400, "bad_parameter", f"reference must be 1-{MAX_REFERENCE_BYTES} bytes")
+    return get_lookup_key(reference), reference
+
+
+async def find_transactions(request: web.Request) -> web.Response:
+    """Committed payments by reference, oldest first: ?khqr_md5=M finds every payment of
+    the KHQR code whose md5 is M (dynamic or static); ?reference=R those carrying exactly R."""
+    node = _node(request)
+    lookup, exact = _reference_query(request)
+    limit = _int_param(request, "limit", 100, 1, MAX_LIST)
+    decimals = views.get_decimals(node.store)
+    found = []
+    for location in chain.get_payments(node.store, lookup, limit):
+        payment = views.payment_to_json(node.store, location, decimals)
+        if payment is not None and exact in (None, payment["reference"]):
+            found.append(payment)
+    return web.json_response({"transactions": found})
+
+
+async def get_fx_rates(request: web.Request) -> web.Response:
+    """The exchange rates the central bank published, per cross-border operator."""
+    node = _node(request)
+    operator = request.query.get("operator", "")
+    if operator and not is_bank_code(operator):
+        raise ApiError(400, "invalid_id", f"bad bank code {operator!r}")
+    decimals = views.get_decimals(node.store)
+    rates = get_published_rates(node.store, operator)
+    return web.json_response({"rates": [views.rate_to_json(r, decimals) for r in rates]})
 
 
 def _names(node: Node, height: int) -> dict[bytes, str]:
@@ -338,11 +380,13 @@ def _parse_bank_transfer(node: Node, body: dict[str, Any]) -> Transfer:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/status", get_status)
     app.router.add_post("/v1/transactions", post_transaction)
+    app.router.add_get("/v1/transactions", find_transactions)
     app.router.add_post("/v1/transactions/batch", post_transaction_batch)
     app.router.add_get("/v1/transactions/{hash}", get_transaction)
     app.router.add_get("/v1/blocks", get_blocks)
     app.router.add_get("/v1/blocks/{ref}", get_block)
     app.router.add_get("/v1/assets", get_assets)
+    app.router.add_get("/v1/fx/rates", get_fx_rates)
     app.router.add_get("/v1/accounts/{account}", get_account)
     app.router.add_get("/v1/accounts/{account}/transactions", get_account_transactions)
     app.router.add_get("/metrics", get_metrics)

@@ -8,7 +8,9 @@ from typing import Any
 
 from ledger import chain
 from ledger.block import Block, Commit
-from ledger.commands import Command
+from ledger.chain import PaymentLocation
+from ledger.commands import Command, Transfer
+from ledger.fx import PublishedRate, format_rate
 from ledger.ids import format_amount
 from ledger.kv import KeyValueReader
 from ledger.schema import ASSET_PREFIX, make_balance_prefix
@@ -133,3 +135,47 @@ def tx_status_json(reader: KeyValueReader, tx_hash: bytes) -> dict[str, Any] | N
         return None
     height, position = found
     return {"hash": tx_hash.hex(), "status": "committed", "height": height, "position": position}
+
+
+def payment_to_json(
+    reader: KeyValueReader, location: PaymentLocation, decimals: dict[str, int]
+) -> dict[str, Any] | None:
+    """One payment found by its reference: what Bakong's check_transaction_by_md5
+    answers (hash, from, to, currency, amount, time = block time in ms), and where it is."""
+    found = chain.get_tx(reader, location.tx_hash)
+    header = chain.get_block_header(reader, location.height)
+    if found is None or header is None:
+        return None
+    tx = found[0]
+    cmd = tx.body.commands[location.command]
+    if not isinstance(cmd, Transfer):
+        return None
+    return {
+        "hash": tx.hash.hex(),
+        "from": cmd.from_,
+        "to": cmd.to,
+        "currency": cmd.asset,
+        "amount": format_amount(cmd.amount, decimals.get(cmd.asset, 0)),
+        "time": header.time_ms,
+        "height": location.height,
+        "position": location.position,
+        "reference": cmd.reference,
+        "signer": tx.body.signer,
+        "memo": tx.body.memo,
+    }
+
+
+def rate_to_json(published: PublishedRate, decimals: dict[str, int]) -> dict[str, Any]:
+    """The exact ratio of minor units, and `rate` (whole quote units per whole base
+    unit, at most 6 decimals) for people."""
+    rate = published.rate
+    base_decimals = decimals.get(published.base, 0)
+    quote_decimals = decimals.get(published.quote, 0)
+    return {
+        "operator": published.operator,
+        "base": published.base,
+        "quote": published.quote,
+        "numerator": rate.numerator,
+        "denominator": rate.denominator,
+        "rate": format_rate(rate, base_decimals, quote_decimals),
+    }
