@@ -81,7 +81,7 @@ class BenchConfig:
     inflight: int = 4000
     drain_s: float = 30.0  # how long to wait for stragglers after the window
     converge_s: float = 30.0
-    verify_samples: int = 3000
+    verify_samples: int = 2000
     workers: int = os.cpu_count() or 1
 
 
@@ -275,19 +275,18 @@ async def presign(
     return raws, hashes
 
 
-def measure_verify_rate(raws: Sequence[bytes], seconds: float = 1.0) -> float:
-    """Ed25519 verifies per second on one core, over real signed txs from this run."""
+def measure_verify_rate(raws: Sequence[bytes], rounds: int = 5) -> float:
+    """Ed25519 verifies per second on one core, over real signed txs from this run: the
+    best of a few rounds, since other processes on the machine can only slow a round."""
     txs = [SignedTx.decode(raw) for raw in raws]
-    count = 0
-    start = time.perf_counter()
-    while True:
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
         for tx in txs:
             if not is_signature_valid(tx):
                 raise BenchError("a pre-signed transfer does not verify")
-        count += len(txs)
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return count / elapsed
+        best = max(best, len(txs) / (time.perf_counter() - start))
+    return best
 
 
 # ---------------------------------------------------------------------------------------

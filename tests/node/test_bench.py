@@ -3,6 +3,8 @@ schedule, the tracker and percentiles (the real run is tests/cli/test_bench.py).
 
 from __future__ import annotations
 
+import pytest
+
 from ledger.commands import CreateAccount, Transfer
 from ledger.crypto import PrivateKey
 from ledger.ids import operator_of
@@ -11,6 +13,7 @@ from node.bench import (
     ACCOUNTS_PER_SETUP_TX,
     BenchAccount,
     BenchConfig,
+    BenchError,
     Tracker,
     compute_due,
     compute_percentile,
@@ -18,6 +21,7 @@ from node.bench import (
     make_accounts,
     make_setup_commands,
     make_sign_jobs,
+    measure_verify_rate,
     sign_job,
 )
 
@@ -114,3 +118,16 @@ def test_percentile_nearest_rank() -> None:
     assert compute_percentile(values, 0.99) == 99.0
     assert compute_percentile([3.0], 0.99) == 3.0
     assert compute_percentile([], 0.5) == 0.0
+
+
+def test_measure_verify_rate() -> None:
+    raws, _ = sign_job(make_sign_jobs("chain", accounts(4), total=40, created_at=1)[0])
+    assert measure_verify_rate(raws, rounds=2) > 100
+
+
+def test_invalid_measure_verify_rate_bad_signature() -> None:
+    raws, _ = sign_job(make_sign_jobs("chain", accounts(1), total=1, created_at=1)[0])
+    tx = SignedTx.decode(raws[0])
+    forged = SignedTx.decode(raws[0].replace(tx.signatures[0].signature[:8], b"\x00" * 8))
+    with pytest.raises(BenchError):
+        measure_verify_rate([forged.encode()], rounds=1)
