@@ -106,6 +106,29 @@ class ValidatorError(LedgerError):
     code = "invalid_validator_change"
 
 
+# Payment references and cross-border payments.
+class AlreadyPaid(LedgerError):
+    """A single-use payment reference (a dynamic KHQR code's md5) has paid already."""
+
+    code = "already_paid"
+
+
+class UnknownRate(LedgerError):
+    code = "unknown_rate"
+
+
+class RateChanged(LedgerError):
+    """The source amount a payer signed is not what the published rate asks now."""
+
+    code = "rate_changed"
+
+
+class InsufficientLiquidity(LedgerError):
+    """The cross-border operator lacks the target asset to deliver."""
+
+    code = "insufficient_liquidity"
+
+
 # Store and chain.
 class StoreError(LedgerError):
     code = "store_error"
