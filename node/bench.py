@@ -346,6 +346,8 @@ class Tracker:
 
 @dataclass
 class RunState:
+    """What the concurrent tasks of one timed run share (one loop, so no locks)."""
+
     tracker: Tracker
     start: float
     stop_release: bool = False
