@@ -146,10 +146,6 @@ def may_execute(state: State, signer: str, cmd: Command) -> bool:
     return is_permitted(get_permissions(state, signer), signer, cmd)
 
 
-def check_permitted(perms: frozenset[str], signer: str, cmd: Command) -> None:
-    if not is_permitted(perms, signer, cmd):
-        raise PermissionDenied(f"{signer} may not run {type(cmd).__name__}")
-
-
 def check_permission(state: State, signer: str, cmd: Command) -> None:
-    check_permitted(get_permissions(state, signer), signer, cmd)
+    if not may_execute(state, signer, cmd):
+        raise PermissionDenied(f"{signer} may not run {type(cmd).__name__}")

@@ -2,14 +2,15 @@
 
 `State` sits on a `KeyValueReader` (the committed state). Reads are decoded once and
 cached; writes stay decoded in the overlay and are encoded only by `changes()`, once
-per block. A per-tx journal (`begin`/`commit`/`rollback`) undoes a failed tx exactly.
+per block, for the records that differ from the store. A per-tx journal
+(`begin`/`commit`/`rollback`) undoes a failed tx exactly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgpack
 
@@ -65,9 +66,12 @@ def _key(obj: Any, what: str, *, optional: bool = False) -> bytes:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
-    """`nonce` is the next nonce this signer must use; an empty key cannot sign."""
+class Account(NamedTuple):
+    """`nonce` is the next nonce this signer must use; an empty key cannot sign.
+
+    Immutable like the other records, but a NamedTuple: a transfer builds two or three
+    Accounts (reads and the nonce bump), and a frozen dataclass costs twice as much to build.
+    """
 
     public_key: bytes
     role: str
@@ -260,14 +264,13 @@ def get_validator_set(reader: KeyValueReader, height: int) -> ValidatorSet:
 
 K = TypeVar("K")
 V = TypeVar("V")
-_MISSING: Any = object()
 
 
 class _Table(dict[K, V]):
-    """One kind of record in the overlay: decoded values by key (a miss reads the store
-    once, so a hit is a plain dict lookup), and which keys changed."""
+    """One kind of record in the overlay: current values by key (a miss reads the store
+    once, so a hit is a plain dict lookup) and, in `committed`, what the store holds."""
 
-    __slots__ = ("decode", "default", "dirty", "encode", "make_key", "reader")
+    __slots__ = ("committed", "decode", "default", "encode", "make_key", "reader")
 
     def __init__(
         self,
@@ -278,7 +281,7 @@ class _Table(dict[K, V]):
         default: V,
     ) -> None:
         super().__init__()
-        self.dirty: set[K] = set()
+        self.committed: dict[K, V] = {}
         self.reader = reader
         self.make_key = make_key
         self.decode = decode
@@ -287,26 +290,23 @@ class _Table(dict[K, V]):
 
     def __missing__(self, key: K) -> V:
         raw = self.reader.get(self.make_key(key))
-        value = self[key] = self.default if raw is None else self.decode(raw)
+        value = self.default if raw is None else self.decode(raw)
+        self.committed[key] = self[key] = value
         return value
 
     def set(self, key: K, value: V, journal: list[Any] | None) -> None:
+        """Reading the old value first (a store read on a blind write) keeps `committed`
+        complete, so `changes` is exactly the difference from the store."""
+        old = self[key]
         if journal is not None:
-            journal.append((self, key, self.get(key, _MISSING), key in self.dirty))
+            journal.append((self, key, old))
         self[key] = value
-        self.dirty.add(key)
-
-    def undo(self, key: K, old: V, was_dirty: bool) -> None:
-        if old is _MISSING:
-            self.pop(key, None)
-        else:
-            self[key] = old
-        if not was_dirty:
-            self.dirty.discard(key)
 
     def changes(self) -> dict[bytes, bytes | None]:
-        make_key, encode = self.make_key, self.encode
-        return {make_key(key): encode(self[key]) for key in self.dirty}
+        make_key, encode, committed = self.make_key, self.encode, self.committed
+        return {
+            make_key(key): encode(value) for key, value in self.items() if value != committed[key]
+        }
 
 
 def _or_none(encode: Callable[[Any], bytes]) -> Callable[[Any], bytes | None]:
@@ -444,12 +444,13 @@ class State:
     def rollback(self) -> None:
         """Undo every write since `begin`, leaving the overlay exactly as it was."""
         journal = self._journal or []
-        for table, key, old, was_dirty in reversed(journal):
-            table.undo(key, old, was_dirty)
+        for table, key, old in reversed(journal):
+            table[key] = old
         self._journal = None
 
     def changes(self) -> dict[bytes, bytes | None]:
-        """Every state key written so far -> its new encoding (None: deleted)."""
+        """Every state key whose record now differs from the store -> its new encoding
+        (None: deleted). A write that restores the stored value is no change."""
         out: dict[bytes, bytes | None] = {}
         for table in self._tables:
             out |= table.changes()

@@ -209,7 +209,7 @@ def is_signature_valid(tx: SignedTx) -> bool:
 
 def is_signed_by(tx: SignedTx, public_key: bytes) -> bool:
     """Whether `public_key` is among the signers (whose signatures are checked statelessly)."""
-    return any(s.public_key == public_key for s in tx.signatures)
+    return public_key in [s.public_key for s in tx.signatures]
 
 
 def check_tx_stateless(tx: SignedTx, chain_id: str) -> None:
