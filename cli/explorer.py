@@ -40,6 +40,9 @@ _DESCRIPTIONS: Final[Mapping[str, str]] = {
     "register_bank": "register bank {code} ({name})",
     "add_validator": "add validator {bank}",
     "remove_validator": "remove validator {bank}",
+    "set_rate": "set rate {base}->{quote} = {numerator}/{denominator} via {operator}",
+    "fx_transfer": "fx transfer {source_amount} {source_asset} {from} -> {amount} {asset} {to} "
+    "via {operator}",
 }
 
 

@@ -8,6 +8,7 @@ import click
 
 from cli.bench import bench
 from cli.explorer import explorer
+from cli.fx import fx_group
 from cli.keys import keys
 from cli.khqr import khqr_group
 from cli.node_cmd import node
@@ -83,6 +84,7 @@ cli.add_command(balance)
 cli.add_command(explorer)
 cli.add_command(khqr_group)
 cli.add_command(pay)
+cli.add_command(fx_group)
 
 
 if __name__ == "__main__":

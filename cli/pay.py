@@ -4,19 +4,26 @@ The code is checked first (CRC, field rules, expiry against this machine's clock
 tampered or expired code never reaches the network. The transfer carries the code's
 payment reference (see `ledger.references`): a dynamic code's md5, which the ledger lets
 pay only once (`already_paid`), or `<md5>:static` for a static code.
+
+With `--from-asset` the payer pays from another asset: one `FxTransfer` converts at the
+rate the central bank published for a cross-border operator (see `ledger.fx`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from cli.fx import get_rates
 from cli.keystore import Keystore
 from cli.khqr import format_code_amount, now_ms, read_code_argument
 from cli.options import user_errors
 from cli.txcmds import ChainInfo, TxError, TxOptions, TxSession, tx_options
-from ledger.commands import Transfer
-from ledger.errors import UnknownAsset
-from ledger.ids import bank_of, operator_of, parse_account_id
+from ledger.commands import Command, FxTransfer, Transfer
+from ledger.errors import UnknownAsset, UnknownRate
+from ledger.fx import Rate, compute_source_amount
+from ledger.ids import AccountId, bank_of, format_amount, operator_of, parse_account_id
 from ledger.khqr import KHQR, decode_khqr, khqr_md5
 from ledger.references import make_static_reference
 
@@ -45,6 +52,51 @@ def get_pay_amount(code: KHQR, amount: str | None, chain: ChainInfo) -> int:
     return code.amount
 
 
+def choose_rate(rates: list[dict[str, Any]], via: str | None) -> dict[str, Any]:
+    """The one operator's rate to convert with: --via's, or the only one published."""
+    offers = [r for r in rates if via in (None, r["operator"])]
+    # someone converts this pair
+    if not offers:
+        raise UnknownRate("no published rate converts these currencies (see `bakong fx show`)")
+    # the choice is not ours to make
+    if len(offers) > 1:
+        names = ", ".join(r["operator"] for r in offers)
+        raise TxError(f"several operators convert this pair ({names}): give --via", "ambiguous")
+    return offers[0]
+
+
+def make_fx_transfer(
+    session: TxSession,
+    payer: AccountId,
+    code: KHQR,
+    value: int,
+    source: str,
+    via: str | None,
+    reference: str,
+) -> FxTransfer:
+    """Pay `value` of the code's currency from the payer's `source` asset, at the
+    published rate; the payer signs the exact source amount it agrees to."""
+    # the chain holds the asset paid from
+    if source not in session.chain.decimals:
+        raise UnknownAsset(f"asset {source!r} is not defined on this chain")
+    rates = [
+        r for r in get_rates(session.client) if (r["base"], r["quote"]) == (source, code.currency)
+    ]
+    offer = choose_rate(rates, via)
+    cost = compute_source_amount(value, Rate(offer["numerator"], offer["denominator"]))
+    shown = format_amount(cost, session.chain.decimals[source])
+    if not session.opts.as_json:
+        click.echo(
+            f"paying {shown} {source} for {format_code_amount(code) or value} {code.currency} "
+            f"at 1 {source} = {offer['rate']} {code.currency} via {offer['operator']}",
+            err=True,
+        )
+    operator = offer["operator"]
+    return FxTransfer(
+        payer, code.account_id, operator, source, cost, code.currency, value, reference
+    )
+
+
 @click.command("pay")
 @click.argument("qr", metavar="QR|-")
 @click.option("--from", "from_", required=True, metavar="ACCOUNT", help="The payer.")
@@ -53,8 +105,26 @@ def get_pay_amount(code: KHQR, amount: str | None, chain: ChainInfo) -> int:
     help="Amount in the code's currency: required for a static code; for a dynamic code "
     "it may be given only if it equals the code's.",
 )
+@click.option(
+    "--from-asset",
+    metavar="ASSET",
+    help="Pay from this asset of the payer's account (e.g. USD for a KHR code): converted "
+    "at the central bank's published rate through a cross-border operator.",
+)
+@click.option(
+    "--via",
+    metavar="BANK",
+    help="The cross-border operator converting (default: the only one with a rate).",
+)
 @tx_options
-def pay(qr: str, from_: str, amount: str | None, opts: TxOptions) -> None:
+def pay(
+    qr: str,
+    from_: str,
+    amount: str | None,
+    from_asset: str | None,
+    via: str | None,
+    opts: TxOptions,
+) -> None:
     """Pay the KHQR code QR ('-': read it from stdin) from ACCOUNT.
 
     Refuses a tampered (bad_crc, ...) or expired (expired) code before signing. The
@@ -62,6 +132,11 @@ def pay(qr: str, from_: str, amount: str | None, opts: TxOptions) -> None:
     dynamic code pays once: a second payment is rejected already_paid) or <md5>:static.
     Find the payment later with `bakong tx find --md5 MD5`. Signed like `bakong
     transfer`: the payer's own key if the wallet holds it, else its bank (custodial).
+
+    --from-asset USD pays a KHR code from the payer's dollars in one atomic tx: payer
+    USD -> operator (admin@BANK), operator KHR -> payee, at the published rate, the
+    dollars rounded up to the cent. If the rate changes before the tx commits it is
+    rejected (rate_changed) rather than charged differently.
     """
     with user_errors():
         text = read_code_argument(qr)
@@ -69,6 +144,10 @@ def pay(qr: str, from_: str, amount: str | None, opts: TxOptions) -> None:
         payer = parse_account_id(from_)
         session = TxSession(opts)
         value = get_pay_amount(code, amount, session.chain)
-        command = Transfer(payer, code.account_id, code.currency, value, get_reference(code, text))
+        reference = get_reference(code, text)
+        command: Command = Transfer(payer, code.account_id, code.currency, value, reference)
+        source = from_asset.upper() if from_asset else code.currency
+        if source != code.currency:
+            command = make_fx_transfer(session, payer, code, value, source, via, reference)
         signer = payer if Keystore(opts.home).has(payer) else operator_of(bank_of(payer))
         session.run(command, signer)

@@ -67,6 +67,9 @@ REASONS: Final[Mapping[str, str]] = {
     "already_committed": "the same tx is already committed (a replay)",
     "wrong_chain": "it was signed for another chain",
     "already_paid": "its payment reference was already paid (a dynamic KHQR code pays once)",
+    "unknown_rate": "no exchange rate is published for that operator and pair",
+    "rate_changed": "the published exchange rate changed since it was signed",
+    "insufficient_liquidity": "the cross-border operator lacks the currency to deliver",
 }
 
 

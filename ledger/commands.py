@@ -34,6 +34,8 @@ TAG_REDEEM = 6
 TAG_TRANSFER = 7
 TAG_FREEZE = 8
 TAG_UNFREEZE = 9
+TAG_SET_RATE = 10
+TAG_FX_TRANSFER = 11
 
 
 def _check_account(value: object, what: str) -> None:
@@ -51,9 +53,9 @@ def _check_asset(value: object) -> None:
         raise MalformedTx(f"asset: bad asset code {value!r}")
 
 
-def _check_amount(value: object) -> None:
+def _check_amount(value: object, what: str = "amount") -> None:
     if type(value) is not int or not 0 < value <= MAX_AMOUNT:
-        raise MalformedTx(f"amount: expected an integer in [1, {MAX_AMOUNT}], got {value!r}")
+        raise MalformedTx(f"{what}: expected an integer in [1, {MAX_AMOUNT}], got {value!r}")
 
 
 def _check_key(value: object, what: str, *, optional: bool = False) -> None:
@@ -169,6 +171,57 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class SetRate:
+    """The central bank publishes the rate at which cross-border operator `operator`
+    (a bank) converts `base` into `quote`: one minor unit of `base` is
+    `numerator / denominator` minor units of `quote` (see `ledger.fx`)."""
+
+    operator: str
+    base: str
+    quote: str
+    numerator: int
+    denominator: int
+
+    def __post_init__(self) -> None:
+        _check_bank(self.operator, "operator")
+        _check_asset(self.base)
+        _check_asset(self.quote)
+        if self.base == self.quote:
+            raise MalformedTx("a rate converts between two different assets")
+        _check_amount(self.numerator, "numerator")
+        _check_amount(self.denominator, "denominator")
+
+
+@dataclass(frozen=True, slots=True)
+class FxTransfer:
+    """A payment across currencies, atomically: `from_` pays `source_amount` of
+    `source_asset` to the operator's settlement account admin@<operator>, which pays
+    `amount` of `asset` to `to`. `source_amount` must be what the published rate asks
+    (the payer signs the price it agreed to); `reference` as in `Transfer`."""
+
+    from_: str
+    to: str
+    operator: str
+    source_asset: str
+    source_amount: int
+    asset: str
+    amount: int
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        _check_account(self.from_, "from")
+        _check_account(self.to, "to")
+        _check_bank(self.operator, "operator")
+        _check_asset(self.source_asset)
+        _check_asset(self.asset)
+        if self.source_asset == self.asset:
+            raise MalformedTx("an exchange pays in one asset and delivers another")
+        _check_amount(self.source_amount, "source_amount")
+        _check_amount(self.amount)
+        _check_text(self.reference, MAX_REFERENCE_BYTES, "reference")
+
+
+@dataclass(frozen=True, slots=True)
 class Freeze:
     account: str
 
@@ -194,6 +247,8 @@ Command = (
     | Transfer
     | Freeze
     | Unfreeze
+    | SetRate
+    | FxTransfer
 )
 
 
@@ -218,6 +273,20 @@ def encode_command(cmd: Command) -> list[Any]:
             return [TAG_FREEZE, cmd.account]
         case Unfreeze():
             return [TAG_UNFREEZE, cmd.account]
+        case SetRate():
+            return [TAG_SET_RATE, cmd.operator, cmd.base, cmd.quote, cmd.numerator, cmd.denominator]
+        case FxTransfer():
+            return [
+                TAG_FX_TRANSFER,
+                cmd.from_,
+                cmd.to,
+                cmd.operator,
+                cmd.source_asset,
+                cmd.source_amount,
+                cmd.asset,
+                cmd.amount,
+                cmd.reference,
+            ]
     raise MalformedTx(f"not a command: {type(cmd).__name__}")
 
 
@@ -268,6 +337,29 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Command]]] = {
     ),
     TAG_FREEZE: (1, lambda f: Freeze(_str(f[0], "account"))),
     TAG_UNFREEZE: (1, lambda f: Unfreeze(_str(f[0], "account"))),
+    TAG_SET_RATE: (
+        5,
+        lambda f: SetRate(
+            _str(f[0], "operator"),
+            _str(f[1], "base"),
+            _str(f[2], "quote"),
+            _int(f[3], "numerator"),
+            _int(f[4], "denominator"),
+        ),
+    ),
+    TAG_FX_TRANSFER: (
+        8,
+        lambda f: FxTransfer(
+            _str(f[0], "from"),
+            _str(f[1], "to"),
+            _str(f[2], "operator"),
+            _str(f[3], "source_asset"),
+            _int(f[4], "source_amount"),
+            _str(f[5], "asset"),
+            _int(f[6], "amount"),
+            _str(f[7], "reference"),
+        ),
+    ),
 }
 
 
@@ -302,4 +394,8 @@ def get_command_accounts(cmd: Command) -> tuple[str, ...]:
             return (cmd.from_,)
         case RegisterBank():
             return (operator_of(cmd.code),)
+        case FxTransfer():
+            return (cmd.from_, cmd.to, operator_of(cmd.operator))
+        case SetRate():
+            return (operator_of(cmd.operator),)
     return ()

@@ -16,10 +16,12 @@ from ledger.commands import (
     Command,
     CreateAccount,
     Freeze,
+    FxTransfer,
     Issue,
     Redeem,
     RegisterBank,
     RemoveValidator,
+    SetRate,
     Transfer,
     Unfreeze,
 )
@@ -38,6 +40,7 @@ CREATE_DOMAIN_ACCOUNT: Final = "create_domain_account"
 TRANSFER: Final = "transfer"
 TRANSFER_DOMAIN: Final = "transfer_domain"
 TRANSFER_OWN: Final = "transfer_own"
+SET_RATE: Final = "set_rate"
 
 ALL_PERMISSIONS: Final = frozenset(
     {
@@ -53,6 +56,7 @@ ALL_PERMISSIONS: Final = frozenset(
         TRANSFER,
         TRANSFER_DOMAIN,
         TRANSFER_OWN,
+        SET_RATE,
     }
 )
 
@@ -76,6 +80,7 @@ DEFAULT_ROLES: Final[dict[str, frozenset[str]]] = {
             UNFREEZE,
             CREATE_ACCOUNT,
             TRANSFER,
+            SET_RATE,
         }
     ),
     BANK_ROLE: frozenset({CREATE_DOMAIN_ACCOUNT, TRANSFER_DOMAIN}),
@@ -97,7 +102,8 @@ def _may_create(perms: frozenset[str], signer: str, cmd: CreateAccount) -> bool:
     )
 
 
-def _may_transfer(perms: frozenset[str], signer: str, cmd: Transfer) -> bool:
+def _may_transfer(perms: frozenset[str], signer: str, cmd: Transfer | FxTransfer) -> bool:
+    """Also decides an FxTransfer: what matters is whose funds leave (`from_`)."""
     if TRANSFER in perms:
         return True
     if TRANSFER_DOMAIN in perms and _domain(cmd.from_) == _domain(signer):
@@ -113,10 +119,12 @@ _GLOBAL: Final[dict[type[Any], str]] = {
     Redeem: REDEEM,
     Freeze: FREEZE,
     Unfreeze: UNFREEZE,
+    SetRate: SET_RATE,
 }
 
 _SCOPED: Final[dict[type[Any], Callable[[frozenset[str], str, Any], bool]]] = {
     Transfer: _may_transfer,
+    FxTransfer: _may_transfer,
     CreateAccount: _may_create,
 }
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ledger.commands import Command, Transfer
+from ledger.commands import Command, FxTransfer, Transfer
 
 MD5_HEX_DIGITS: Final = 32
 STATIC_SEPARATOR: Final = ":"
@@ -53,6 +53,6 @@ def get_lookup_key(reference: str) -> str:
 
 def get_command_reference(cmd: Command) -> str:
     """The payment reference a command carries ("" for none)."""
-    if type(cmd) is Transfer:
+    if type(cmd) is Transfer or type(cmd) is FxTransfer:
         return cmd.reference
     return ""

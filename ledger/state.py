@@ -27,6 +27,7 @@ from ledger.codec import (
     unpack,
 )
 from ledger.constants import MAX_AMOUNT, PUBLIC_KEY_SIZE
+from ledger.fx import Rate
 from ledger.kv import KeyValueReader
 from ledger.schema import (
     PENDING_VALIDATORS_PREFIX,
@@ -35,6 +36,8 @@ from ledger.schema import (
     make_balance_key,
     make_bank_key,
     make_chain_params_key,
+    make_fx_rate_key,
+    make_paid_reference_key,
     make_pending_validators_key,
     make_role_key,
     make_supply_key,
@@ -318,6 +321,24 @@ def _make_balance_key(key: tuple[str, str]) -> bytes:
     return make_balance_key(*key)
 
 
+PAID_MARKER = b"\x01"
+
+
+def _decode_paid(data: bytes) -> bool:
+    # A paid reference is stored as the one-byte marker.
+    if data != PAID_MARKER:
+        fail("paid reference: expected the marker 01", "malformed")
+    return True
+
+
+def _encode_paid(paid: bool) -> bytes | None:
+    return PAID_MARKER if paid else None
+
+
+def _make_rate_key(key: tuple[str, str, str]) -> bytes:
+    return make_fx_rate_key(*key)
+
+
 def _encode_balance_or_delete(amount: int) -> bytes | None:
     """A zero balance is not stored."""
     return encode_balance(amount) if amount else None
@@ -364,6 +385,12 @@ class State:
             _or_none(ChainParams.encode),
             None,
         )
+        self._paid: _Table[str, bool] = _Table(
+            reader, make_paid_reference_key, _decode_paid, _encode_paid, False
+        )
+        self._rates: _Table[tuple[str, str, str], Rate | None] = _Table(
+            reader, _make_rate_key, Rate.decode, _or_none(Rate.encode), None
+        )
         self._tables: tuple[_Table[Any, Any], ...] = (
             self._accounts,
             self._balances,
@@ -373,6 +400,8 @@ class State:
             self._roles,
             self._validators,
             self._params,
+            self._paid,
+            self._rates,
         )
 
     # Reads.
@@ -404,6 +433,12 @@ class State:
     def get_params(self) -> ChainParams:
         return self._params[None] or ChainParams()
 
+    def is_reference_paid(self, reference: str) -> bool:
+        return self._paid[reference]
+
+    def get_rate(self, operator: str, base: str, quote: str) -> Rate | None:
+        return self._rates[operator, base, quote]
+
     # Writes (journaled between begin and commit/rollback).
     def set_account(self, account: str, record: Account) -> None:
         self._accounts.set(account, record, self._journal)
@@ -432,6 +467,12 @@ class State:
 
     def set_params(self, params: ChainParams) -> None:
         self._params.set(None, params, self._journal)
+
+    def set_reference_paid(self, reference: str) -> None:
+        self._paid.set(reference, True, self._journal)
+
+    def set_rate(self, operator: str, base: str, quote: str, rate: Rate) -> None:
+        self._rates.set((operator, base, quote), rate, self._journal)
 
     # Journal.
     def begin(self) -> None:

@@ -19,10 +19,12 @@ from ledger.commands import (
     Command,
     CreateAccount,
     Freeze,
+    FxTransfer,
     Issue,
     Redeem,
     RegisterBank,
     RemoveValidator,
+    SetRate,
     Transfer,
     Unfreeze,
     get_command_accounts,
@@ -32,25 +34,31 @@ from ledger.crypto import sha256
 from ledger.errors import (
     AccountExists,
     AccountFrozen,
+    AlreadyPaid,
     BadNonce,
     BadSignature,
     BankExists,
     Expired,
     FutureTx,
     InsufficientFunds,
+    InsufficientLiquidity,
     InvalidCommand,
     LedgerError,
     Overflow,
     PermissionDenied,
+    RateChanged,
     UnknownAccount,
     UnknownAsset,
     UnknownBank,
+    UnknownRate,
     ValidatorError,
     WrongChain,
 )
+from ledger.fx import Rate, compute_source_amount
 from ledger.ids import bank_of, central_bank_operator, is_operator, operator_of
 from ledger.kv import KeyValueReader
 from ledger.permissions import BANK_ROLE, get_role_permissions, is_permitted
+from ledger.references import is_single_use_reference
 from ledger.state import MAX_VALIDATORS, Account, Bank, State, Supply, ValidatorSet
 from ledger.tx import SignedTx, is_signed_by
 
@@ -108,6 +116,17 @@ def _check_asset(state: State, asset: str) -> None:
         raise UnknownAsset(f"no asset {asset}")
 
 
+def _check_unpaid(state: State, reference: str) -> None:
+    # A single-use reference (a dynamic KHQR code's md5) pays once.
+    if reference and is_single_use_reference(reference) and state.is_reference_paid(reference):
+        raise AlreadyPaid(f"reference {reference} is already paid")
+
+
+def _mark_paid(state: State, reference: str) -> None:
+    if reference and is_single_use_reference(reference):
+        state.set_reference_paid(reference)
+
+
 def process_transfer(state: State, signer: str, cmd: Transfer) -> None:
     # Sender and receiver differ.
     if cmd.from_ == cmd.to:
@@ -125,8 +144,71 @@ def process_transfer(state: State, signer: str, cmd: Transfer) -> None:
     receiver_balance = state.get_balance(cmd.to, cmd.asset)
     if receiver_balance + cmd.amount > MAX_AMOUNT:
         raise Overflow(f"{cmd.to} balance would overflow")
+    # A dynamic KHQR code pays once.
+    _check_unpaid(state, cmd.reference)
     state.set_balance(cmd.from_, cmd.asset, sender_balance - cmd.amount)
     state.set_balance(cmd.to, cmd.asset, receiver_balance + cmd.amount)
+    _mark_paid(state, cmd.reference)
+
+
+def process_set_rate(state: State, signer: str, cmd: SetRate) -> None:
+    # The operator is a registered bank.
+    if state.get_bank(cmd.operator) is None:
+        raise UnknownBank(f"no bank {cmd.operator}")
+    # Both assets exist.
+    _check_asset(state, cmd.base)
+    _check_asset(state, cmd.quote)
+    state.set_rate(cmd.operator, cmd.base, cmd.quote, Rate(cmd.numerator, cmd.denominator))
+
+
+def _get_fx_cost(state: State, cmd: FxTransfer) -> int:
+    """The source amount the operator's published rate asks for `cmd.amount`."""
+    rate = state.get_rate(cmd.operator, cmd.source_asset, cmd.asset)
+    # The central bank published a rate for this operator and pair.
+    if rate is None:
+        raise UnknownRate(f"{cmd.operator} has no rate {cmd.source_asset}->{cmd.asset}")
+    cost = compute_source_amount(cmd.amount, rate)
+    # The payer signed exactly that price.
+    if cost != cmd.source_amount:
+        asked = f"{cost} {cmd.source_asset}"
+        raise RateChanged(f"the rate asks {asked}, the tx pays {cmd.source_amount}")
+    return cost
+
+
+def process_fx_transfer(state: State, signer: str, cmd: FxTransfer) -> None:
+    """Payer -> operator in the source asset, operator -> payee in the target asset;
+    each asset's supply is unchanged."""
+    operator = operator_of(cmd.operator)
+    # Payer, payee and operator are three different accounts.
+    if len({cmd.from_, cmd.to, operator}) != 3:
+        raise InvalidCommand("payer, payee and operator must be three different accounts")
+    # All three exist and none is frozen.
+    for account in (cmd.from_, cmd.to, operator):
+        _get_live_account(state, account)
+    # Both assets exist.
+    _check_asset(state, cmd.source_asset)
+    _check_asset(state, cmd.asset)
+    cost = _get_fx_cost(state, cmd)
+    payer_balance = state.get_balance(cmd.from_, cmd.source_asset)
+    # The payer has the source funds.
+    if payer_balance < cost:
+        raise InsufficientFunds(f"{cmd.from_} has {payer_balance}, needs {cost}")
+    operator_target = state.get_balance(operator, cmd.asset)
+    # The operator holds what it delivers.
+    if operator_target < cmd.amount:
+        raise InsufficientLiquidity(f"{operator} has {operator_target} {cmd.asset}")
+    operator_source = state.get_balance(operator, cmd.source_asset)
+    payee_balance = state.get_balance(cmd.to, cmd.asset)
+    # No receiving balance exceeds 2**63-1.
+    if max(operator_source + cost, payee_balance + cmd.amount) > MAX_AMOUNT:
+        raise Overflow("a balance would overflow")
+    # A dynamic KHQR code pays once.
+    _check_unpaid(state, cmd.reference)
+    state.set_balance(cmd.from_, cmd.source_asset, payer_balance - cost)
+    state.set_balance(operator, cmd.source_asset, operator_source + cost)
+    state.set_balance(operator, cmd.asset, operator_target - cmd.amount)
+    state.set_balance(cmd.to, cmd.asset, payee_balance + cmd.amount)
+    _mark_paid(state, cmd.reference)
 
 
 def _check_settlement_account(state: State, account: str) -> None:
@@ -299,6 +381,10 @@ def process_command(
             process_add_validator(state, ctx, signer, cmd)
         case RemoveValidator():
             process_remove_validator(state, ctx, signer, cmd)
+        case SetRate():
+            process_set_rate(state, signer, cmd)
+        case FxTransfer():
+            process_fx_transfer(state, signer, cmd)
 
 
 def check_tx_timing(state: State, ctx: BlockContext, tx: SignedTx) -> None:

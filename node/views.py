@@ -9,7 +9,7 @@ from typing import Any
 from ledger import chain
 from ledger.block import Block, Commit
 from ledger.chain import PaymentLocation
-from ledger.commands import Command, Transfer
+from ledger.commands import Command, FxTransfer, Transfer
 from ledger.fx import PublishedRate, format_rate
 from ledger.ids import format_amount
 from ledger.kv import KeyValueReader
@@ -27,6 +27,8 @@ _COMMAND_NAMES = {
     "Transfer": "transfer",
     "Freeze": "freeze",
     "Unfreeze": "unfreeze",
+    "SetRate": "set_rate",
+    "FxTransfer": "fx_transfer",
 }
 
 
@@ -44,8 +46,10 @@ def command_to_json(cmd: Command, decimals: dict[str, int]) -> dict[str, Any]:
         name = f.name.rstrip("_")
         if isinstance(value, bytes):
             value = value.hex()
-        elif f.name == "amount":
-            value = format_amount(value, decimals.get(getattr(cmd, "asset", ""), 0))
+        elif f.name.endswith("amount"):
+            # `amount` is in `asset`, `source_amount` in `source_asset`
+            asset = getattr(cmd, f.name.replace("amount", "asset"), "")
+            value = format_amount(value, decimals.get(asset, 0))
         out[name] = value
     return out
 
@@ -148,9 +152,9 @@ def payment_to_json(
         return None
     tx = found[0]
     cmd = tx.body.commands[location.command]
-    if not isinstance(cmd, Transfer):
+    if not isinstance(cmd, Transfer | FxTransfer):
         return None
-    return {
+    out = {
         "hash": tx.hash.hex(),
         "from": cmd.from_,
         "to": cmd.to,
@@ -163,6 +167,11 @@ def payment_to_json(
         "signer": tx.body.signer,
         "memo": tx.body.memo,
     }
+    if isinstance(cmd, FxTransfer):
+        source = format_amount(cmd.source_amount, decimals.get(cmd.source_asset, 0))
+        out |= {"operator": cmd.operator, "source_currency": cmd.source_asset}
+        out["source_amount"] = source
+    return out
 
 
 def rate_to_json(published: PublishedRate, decimals: dict[str, int]) -> dict[str, Any]:

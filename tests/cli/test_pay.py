@@ -155,3 +155,101 @@ def test_invalid_find_bad_md5(net: Net) -> None:
     net.fails("bad_md5", "tx", "find", "--md5", "xyz")
     status, body = http_get(f"{net.validator_urls[0]}/v1/transactions?reference=a&khqr_md5=b")
     assert status == 400 and body["error"]["code"] == "bad_parameter"
+
+
+def balances(net: Net, *accounts: str) -> dict[tuple[str, str], int]:
+    """Minor units of KHR (0 decimals) and USD (2) per account."""
+    out = {}
+    for account in accounts:
+        found = net.ok_json("balance", account)["balances"]
+        out[account, "KHR"] = int(found["KHR"])
+        out[account, "USD"] = int(found["USD"].replace(".", ""))
+    return out
+
+
+def test_usd_payer_pays_khr_code_across_currencies(net: Net) -> None:
+    operator = "admin@alipayplus"
+    assert net.ok_json("fx", "register", "alipayplus", "--name", "Alipay+")["status"] == "committed"
+    for asset, amount in (("KHR", "100000000"), ("USD", "1000")):
+        issued = net.ok_json("issue", "--to", operator, "--asset", asset, "--amount", amount)
+        assert issued["status"] == "committed"
+    net.fails("unknown_rate", "pay", new_code(net, "x@wing", "--amount", "1")["qr"],
+              "--from", "admin@aba", "--from-asset", "USD")  # fmt: skip
+    assert net.ok_json("fx", "set", "USD", "KHR", "4100", "--operator", "alipayplus")["status"] == (
+        "committed"
+    )
+    assert {"operator": "alipayplus", "base": "USD", "quote": "KHR", "numerator": 41,
+            "denominator": 1, "rate": "4100"} in net.ok_json("fx", "show")  # fmt: skip
+    merchant = net.new_customer("wing", "--no-key")
+    payer = funded_customer(net, "aba", "USD", "20.00")
+    code = new_code(net, merchant, "--amount", "15000", "--name", "Angkor Coffee")
+    before = balances(net, payer, merchant, operator)
+    paid = net.ok_json("pay", code["qr"], "--from", payer, "--from-asset", "USD")
+    assert paid["status"] == "committed"
+    after = balances(net, payer, merchant, operator)
+    # 15000 riel at 4100 per dollar is 3.6585... dollars: 3.66, rounded up to the cent
+    change = {key: after[key] - before[key] for key in before}
+    assert change == {
+        (payer, "USD"): -366, (payer, "KHR"): 0,
+        (operator, "USD"): 366, (operator, "KHR"): -15000,
+        (merchant, "USD"): 0, (merchant, "KHR"): 15000,
+    }  # fmt: skip
+    # nothing was created or destroyed: each asset's changes sum to zero
+    for asset in ("KHR", "USD"):
+        assert sum(delta for (_, a), delta in change.items() if a == asset) == 0
+    [entry] = net.ok_json("tx", "find", "--md5", code["md5"])
+    assert (entry["from"], entry["to"], entry["currency"], entry["amount"]) == (
+        payer,
+        merchant,
+        "KHR",
+        "15000",
+    )
+    assert (entry["source_currency"], entry["source_amount"], entry["operator"]) == (
+        "USD",
+        "3.66",
+        "alipayplus",
+    )
+    net.fails("already_paid", "pay", code["qr"], "--from", payer, "--from-asset", "USD")
+    # a foreign wallet's payment arrives through the operator's account, same reference
+    foreign = new_code(net, merchant, "--amount", "8200")
+    via_operator = net.ok_json("pay", foreign["qr"], "--from", operator)
+    assert via_operator["status"] == "committed"
+    [arrived] = net.ok_json("tx", "find", "--md5", foreign["md5"])
+    assert (arrived["from"], arrived["reference"]) == (operator, foreign["md5"])
+    assert net.balance(merchant, "KHR") == "23200"
+
+
+def test_khr_payer_pays_usd_code_at_an_exact_ratio(net: Net) -> None:
+    operator = "admin@unionpay"
+    assert net.ok_json("fx", "register", "unionpay", "--name", "UnionPay")["status"] == "committed"
+    assert net.ok_json("issue", "--to", operator, "--asset", "USD", "--amount", "100")[
+        "status"
+    ] == ("committed")
+    sent = net.ok_json("fx", "set", "KHR", "USD", "--ratio", "1/41", "--operator", "unionpay")
+    assert sent["status"] == "committed"
+    assert net.ok_json("fx", "show", "--operator", "unionpay") == [
+        {"operator": "unionpay", "base": "KHR", "quote": "USD", "numerator": 1,
+         "denominator": 41, "rate": "0.000244"}
+    ]  # fmt: skip
+    merchant = net.new_customer("wing", "--no-key")
+    payer = funded_customer(net, "aba", "KHR", "10000")
+    code = new_code(net, merchant, "--asset", "USD")
+    paid = net.ok_json(
+        "pay", code["qr"], "--from", payer, "--amount", "2.05", "--from-asset", "KHR",
+        "--via", "unionpay",
+    )  # fmt: skip
+    assert paid["status"] == "committed"
+    # 205 cents at 41 riel a cent: 8405 riel, exact
+    assert net.balance(payer, "KHR") == "1595" and net.balance(merchant, "USD") == "2.05"
+    assert net.balance(operator, "KHR") == "8405" and net.balance(operator, "USD") == "97.95"
+
+
+def test_invalid_fx_set(net: Net) -> None:
+    net.fails("unknown_bank", "fx", "set", "USD", "KHR", "4000", "--operator", "nosuchbank")
+    net.fails("invalid_amount", "fx", "set", "USD", "KHR", "0", "--operator", "aba")
+    net.fails("invalid_rate", "fx", "set", "USD", "KHR", "--ratio", "1:2", "--operator", "aba")
+    net.fails("unknown_asset", "fx", "set", "EUR", "KHR", "1", "--operator", "aba")
+    usage = net.run("fx", "set", "USD", "KHR", "--operator", "aba")
+    assert usage.exit_code == 2 and "exactly one of RATE and --ratio" in usage.output
+    net.fails("permission_denied", "fx", "set", "USD", "KHR", "1", "--operator", "aba",
+              "--as", "admin@aba")  # fmt: skip

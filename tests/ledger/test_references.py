@@ -25,10 +25,11 @@ from ledger.references import (
     is_single_use_reference,
     make_static_reference,
 )
-from ledger.schema import make_reference_index_prefix
+from ledger.schema import make_paid_reference_key, make_reference_index_prefix
 from ledger.store.memory import MemoryStore
 from ledger.transition import BlockResult, TxResult
 from ledger.tx import SignedTx, TxBody, sign_tx
+from tests.ledger.helpers import Ledger
 
 KEY = PrivateKey.from_seed(bytes(range(32)))
 MD5 = khqr_md5(
@@ -145,3 +146,52 @@ def test_index_lands_with_the_block(store: MemoryStore) -> None:
     commit_next(store, [make_tx(0, pay(MD5))])
     keys = [key for key, _ in store.iterate(make_reference_index_prefix(MD5))]
     assert len(keys) == 1 and keys[0].startswith(b"c/ref/")
+
+
+# The single-use rule, in the state transition.
+def khqr_pay(
+    ledger: Ledger, reference: str, payer: str = "alice@aclb", amount: int = 100
+) -> str | None:
+    cmd = Transfer(payer, "carol@wing", "KHR", amount, reference)
+    return ledger.apply_tx(ledger.sign(payer, cmd)).code
+
+
+def test_single_use_basic() -> None:
+    ledger = Ledger()
+    assert khqr_pay(ledger, MD5) is None
+    assert ledger.state().is_reference_paid(MD5)
+    assert ledger.dump()[make_paid_reference_key(MD5)] == b"\x01"
+    assert not ledger.state().is_reference_paid(OTHER_MD5)
+
+
+def test_invalid_already_paid() -> None:
+    ledger = Ledger()
+    assert khqr_pay(ledger, MD5) is None
+    before = ledger.dump()
+    # neither the same payer nor another one pays the same dynamic code again
+    assert khqr_pay(ledger, MD5) == "already_paid"
+    assert khqr_pay(ledger, MD5, payer="admin@aclb", amount=1) == "already_paid"
+    assert ledger.dump() == before
+
+
+def test_invalid_already_paid_in_the_same_block() -> None:
+    ledger = Ledger()
+    pay = Transfer("alice@aclb", "carol@wing", "KHR", 100, MD5)
+    txs = [ledger.sign("alice@aclb", pay, nonce=0), ledger.sign("alice@aclb", pay, nonce=1)]
+    assert [r.code for r in ledger.apply(txs).results] == [None, "already_paid"]
+    assert ledger.balance("carol@wing", "KHR") == 50_100
+
+
+def test_rejected_payment_does_not_use_the_code() -> None:
+    ledger = Ledger()
+    assert khqr_pay(ledger, MD5, amount=10**9) == "insufficient_funds"
+    assert not ledger.state().is_reference_paid(MD5)
+    assert khqr_pay(ledger, MD5) is None
+
+
+@pytest.mark.parametrize("reference", ["", make_static_reference(MD5), "INV-1", MD5.upper()])
+def test_other_references_repeat(reference: str) -> None:
+    ledger = Ledger()
+    assert khqr_pay(ledger, reference) is None
+    assert khqr_pay(ledger, reference) is None
+    assert not any(key.startswith(b"s/ref/") for key in ledger.dump())
