@@ -590,7 +590,9 @@ def find(
         click.echo(json.dumps(found))
         return
     for p in found:
+        paid = f" (paid {p['source_amount']} {p['source_currency']} via {p['operator']})"
         click.echo(
-            f"{p['hash']}  {p['from']} -> {p['to']}  {p['amount']} {p['currency']}  "
-            f"height {p['height']}  time {p['time']}  ref {p['reference']}"
+            f"{p['hash']}  {p['from']} -> {p['to']}  {p['amount']} {p['currency']}"
+            f"{paid if 'operator' in p else ''}  height {p['height']}  time {p['time']}  "
+            f"ref {p['reference']}"
         )
