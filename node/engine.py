@@ -17,7 +17,7 @@ from typing import Any
 
 import consensus as cs
 from ledger import chain
-from ledger.block import Block, Commit, build_block
+from ledger.block import Block, BlockHeader, Commit, build_block, compute_tx_root
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.kv import KeyValueStore
@@ -49,7 +49,7 @@ class Candidate:
     result: BlockResult | None
     valid: bool
     last_commit: Commit | None
-    raw: bytes
+    raw: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +288,7 @@ class Engine:
         self.candidates[candidate.block.hash] = candidate
         # A restarted proposer re-sends its signed proposal: keep the body it names.
         with self.store.atomic_batch(sync=False) as batch:
-            batch.put(make_proposed_block_key(), candidate.raw)
+            batch.put(make_proposed_block_key(), candidate.raw or candidate.block.encode())
         self._feed(cs.ProposalValue(request.height, request.round, candidate.block.hash))
 
     def _build_block(self, height: int) -> Candidate:
@@ -333,14 +333,20 @@ class Engine:
         return validators.validators[index].name if index is not None else ""
 
     def _send_proposal(self, proposal: cs.Proposal) -> None:
+        """Peers already hold the txs (gossip): the proposal names them by hash. A peer
+        missing some asks for the full block (GET_PROPOSAL); a peer that (re)connects gets
+        the full block at once."""
         candidate = self.candidates.get(proposal.block_hash) or self._restore_proposed()
         if candidate is None or candidate.block.hash != proposal.block_hash:
             log.error("proposal for an unknown block %s", proposal.block_hash.hex()[:16])
             return
         last = candidate.last_commit.encode() if candidate.last_commit else b""
-        payload = [proposal.encode(), candidate.raw, last]
-        self.own_messages.append((msg.PROPOSAL, payload))
-        self._broadcast(msg.PROPOSAL, payload)
+        block = candidate.block
+        full = [proposal.encode(), candidate.raw or block.encode(), last]
+        self.own_messages.append((msg.PROPOSAL, full))
+        hashes = [tx.hash for tx in block.txs]
+        compact = [proposal.encode(), block.header.encode(), hashes, last]
+        self._broadcast(msg.COMPACT_PROPOSAL, compact)
 
     def _restore_proposed(self) -> Candidate | None:
         """The block this validator proposed before a restart, judged again."""
@@ -354,7 +360,7 @@ class Engine:
         return self._judge(block, raw, last_commit)
 
     # Judging peers' blocks.
-    def _judge(self, block: Block, raw: bytes, last_commit: Commit | None) -> Candidate:
+    def _judge(self, block: Block, raw: bytes | None, last_commit: Commit | None) -> Candidate:
         known = self.candidates.get(block.hash)
         if known is not None:
             return known
@@ -474,8 +480,12 @@ class Engine:
 
     # Peer messages.
     def _on_peer_message(self, message: PeerMessage) -> None:
-        if message.kind == msg.PROPOSAL:
+        if message.kind == msg.COMPACT_PROPOSAL:
+            self._on_compact_proposal(message)
+        elif message.kind == msg.PROPOSAL:
             self._on_proposal(message)
+        elif message.kind == msg.GET_PROPOSAL:
+            self._on_get_proposal(message)
         elif message.kind == msg.VOTE:
             self._on_vote(message)
         elif message.kind == msg.STATUS:
@@ -512,6 +522,36 @@ class Engine:
             return
         candidate = self._judge(block, raw_block, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
+
+    def _on_compact_proposal(self, message: PeerMessage) -> None:
+        raw_proposal, raw_header, hashes, raw_last = msg.parse_compact_proposal(message.payload)
+        proposal = cs.Proposal.decode(raw_proposal)
+        if not self._message_height(proposal.height, message):
+            return
+        header = BlockHeader.decode(raw_header)
+        if header.hash != proposal.block_hash:
+            log.warning("compact proposal names another block; dropped")
+            return
+        candidate = self.candidates.get(header.hash)
+        if candidate is None:
+            txs = [self.mempool.get(tx_hash) for tx_hash in hashes]
+            if any(tx is None for tx in txs):
+                self._send(message.peer, msg.GET_PROPOSAL, header.hash)
+                return
+            if compute_tx_root(hashes) != header.tx_root:
+                log.warning("compact proposal: tx hashes do not match the header; dropped")
+                return
+            block = Block(header, tuple(tx for tx in txs if tx is not None))
+            last_commit = Commit.decode(raw_last) if raw_last else None
+            candidate = self._judge(block, None, last_commit)
+        self._feed(cs.ProposalReceived(proposal, candidate.valid))
+
+    def _on_get_proposal(self, message: PeerMessage) -> None:
+        block_hash = msg.parse_get_proposal(message.payload)
+        for kind, payload in self.own_messages:
+            if kind == msg.PROPOSAL and cs.Proposal.decode(payload[0]).block_hash == block_hash:
+                self._send(message.peer, msg.PROPOSAL, payload)
+                return
 
     def _on_vote(self, message: PeerMessage) -> None:
         vote = cs.Vote.decode(message.payload)

@@ -16,6 +16,8 @@ VOTE: Final = 18  # vote
 STATUS: Final = 19  # [height, block hash]
 GET_BLOCKS: Final = 20  # [from height, limit]
 BLOCKS: Final = 21  # [[block, commit], ...]
+COMPACT_PROPOSAL: Final = 22  # [proposal, header, [tx hash, ...], last commit or b""]
+GET_PROPOSAL: Final = 23  # block hash: "send me the full proposal, I miss some of its txs"
 
 MAX_TX_BATCH = 10_000
 MAX_SYNC_BLOCKS = 50
@@ -53,3 +55,18 @@ def parse_blocks(payload: Any) -> list[tuple[bytes, bytes]]:
         pair = expect_list(item, 2, "block and commit")
         out.append((expect_bytes(pair[0], None, "block"), expect_bytes(pair[1], None, "commit")))
     return out
+
+
+def parse_compact_proposal(payload: Any) -> tuple[bytes, bytes, list[bytes], bytes]:
+    fields = expect_list(payload, 4, "compact proposal")
+    hashes = expect_list_max(fields[2], 1_000_000, "tx hashes")
+    return (
+        expect_bytes(fields[0], None, "proposal"),
+        expect_bytes(fields[1], None, "header"),
+        [expect_bytes(h, 32, "tx hash") for h in hashes],
+        expect_bytes(fields[3], None, "last commit"),
+    )
+
+
+def parse_get_proposal(payload: Any) -> bytes:
+    return expect_bytes(payload, 32, "block hash")

@@ -35,6 +35,7 @@ log = logging.getLogger("bakong.node")
 GOSSIP_FLUSH_S = 0.005
 GOSSIP_MAX_BATCH = 2000
 STATUS_INTERVAL_S = 1.0
+ADMIT_SLICE = 100
 
 
 class Node:
@@ -85,7 +86,14 @@ class Node:
             clock_ms=self.clock_ms,
             max_clock_skew_ms=self.genesis.params.max_clock_skew_ms,
         )
-        for kind in (msg.PROPOSAL, msg.VOTE, msg.STATUS, msg.BLOCKS):
+        for kind in (
+            msg.PROPOSAL,
+            msg.COMPACT_PROPOSAL,
+            msg.GET_PROPOSAL,
+            msg.VOTE,
+            msg.STATUS,
+            msg.BLOCKS,
+        ):
             router.register(kind, self._to_engine(kind))
         router.register(msg.TX_BATCH, self._on_tx_batch)
         router.register(msg.GET_BLOCKS, self._on_get_blocks)
@@ -204,16 +212,21 @@ class Node:
 
         return handler
 
-    def _on_tx_batch(self, peer: bytes, payload: Any) -> None:
-        items: list[tuple[SignedTx, bytes]] = []
-        for raw in msg.parse_tx_batch(payload):
-            try:
-                items.append((SignedTx.decode(raw), raw))
-            except CodecError:
-                continue
-        outcomes = self.mempool.add_many(items, self.clock_ms())
-        if any(error is None for _, error in outcomes):
-            self.engine.wake()
+    async def _on_tx_batch(self, peer: bytes, payload: Any) -> None:
+        """Admit gossiped txs a slice at a time, yielding between slices so that consensus
+        messages are not stuck behind thousands of signature checks."""
+        raws = msg.parse_tx_batch(payload)
+        for start in range(0, len(raws), ADMIT_SLICE):
+            items: list[tuple[SignedTx, bytes]] = []
+            for raw in raws[start : start + ADMIT_SLICE]:
+                try:
+                    items.append((SignedTx.decode(raw), raw))
+                except CodecError:
+                    continue
+            outcomes = self.mempool.add_many(items, self.clock_ms())
+            if any(error is None for _, error in outcomes):
+                self.engine.wake()
+            await asyncio.sleep(0)
 
     def _on_get_blocks(self, peer: bytes, payload: Any) -> None:
         start, limit = msg.parse_get_blocks(payload)
