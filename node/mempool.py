@@ -113,21 +113,23 @@ class Mempool:
         body = tx.body
         if tx.hash in self._txs:
             raise MempoolError("duplicate", "transaction is already pending", 409)
-        if chain.get_tx_location(self._store, tx.hash) is not None:
-            raise MempoolError("already_committed", "transaction is already committed", 409)
         if body.chain_id != self._chain_id:
             raise MempoolError("wrong_chain", f"chain id {body.chain_id!r} is not this chain's")
+        account = self._get_account(body.signer)
+        if account is None:
+            raise MempoolError("unknown_account", f"signer {body.signer} does not exist")
+        # A used nonce: a replay of a committed tx, or a tx that lost its nonce to another.
+        # (Only then is the tx index consulted: a miss there is the costliest read here.)
+        if body.nonce < account.nonce:
+            if chain.get_tx_location(self._store, tx.hash) is not None:
+                raise MempoolError("already_committed", "transaction is already committed", 409)
+            raise MempoolError("bad_nonce", f"nonce {body.nonce} is used; next is {account.nonce}")
         if body.created_at < now_ms - self._ttl_ms:
             raise MempoolError("expired", "transaction created_at is older than the tx TTL")
         if body.created_at > now_ms + self._skew_ms:
             raise MempoolError("future_tx", "transaction created_at is in the future")
-        account = self._get_account(body.signer)
-        if account is None:
-            raise MempoolError("unknown_account", f"signer {body.signer} does not exist")
         if account.frozen:
             raise MempoolError("account_frozen", f"signer {body.signer} is frozen")
-        if body.nonce < account.nonce:
-            raise MempoolError("bad_nonce", f"nonce {body.nonce} is used; next is {account.nonce}")
         if body.nonce >= account.nonce + self._nonce_window:
             raise MempoolError("bad_nonce", f"nonce {body.nonce} is too far ahead")
         if body.nonce in self._by_signer.get(body.signer, {}):

@@ -23,7 +23,13 @@ class LevelDBStore:
     def __init__(self, path: str | Path, create_if_missing: bool = True) -> None:
         self.path = Path(path)
         try:
-            self._db = plyvel.DB(str(self.path), create_if_missing=create_if_missing)
+            # Bloom filters make misses (a new tx hash, a new account) cheap.
+            self._db = plyvel.DB(
+                str(self.path),
+                create_if_missing=create_if_missing,
+                bloom_filter_bits=10,
+                lru_cache_size=32 * 1024 * 1024,
+            )
         except plyvel.Error as exc:
             raise _open_error(self.path, exc) from exc
         self._closed = False
