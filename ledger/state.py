@@ -89,24 +89,22 @@ class Account(NamedTuple):
         """Read for every account a block touches: a fast path for well-formed records,
         which accepts only what `decode_strictly` accepts and builds the same Account."""
         try:
-            items = msgpack.unpackb(data)
+            version, key, role, nonce, frozen = msgpack.unpackb(data)
         except Exception:
-            items = None
-        if type(items) is list and len(items) == 5:
-            version, key, role, nonce, frozen = items
-            if (
-                type(version) is int
-                and version == RECORD_VERSION
-                and type(key) is bytes
-                and len(key) in _ACCOUNT_KEY_SIZES
-                and type(role) is str
-                and len(role) <= MAX_ROLE_BYTES
-                and role.isascii()
-                and type(nonce) is int
-                and 0 <= nonce <= MAX_AMOUNT
-                and type(frozen) is bool
-            ):
-                return Account(key, role, nonce, frozen)
+            return Account.decode_strictly(data)
+        if (
+            version == RECORD_VERSION
+            and type(version) is int
+            and type(key) is bytes
+            and len(key) in _ACCOUNT_KEY_SIZES
+            and type(role) is str
+            and len(role) <= MAX_ROLE_BYTES
+            and role.isascii()
+            and type(nonce) is int
+            and 0 <= nonce <= MAX_AMOUNT
+            and type(frozen) is bool
+        ):
+            return Account(key, role, nonce, frozen)
         return Account.decode_strictly(data)
 
     @staticmethod
@@ -341,7 +339,7 @@ def _make_rate_key(key: tuple[str, str, str]) -> bytes:
 
 def _encode_balance_or_delete(amount: int) -> bytes | None:
     """A zero balance is not stored."""
-    return encode_balance(amount) if amount else None
+    return amount.to_bytes(BALANCE_BYTES, "big") if amount else None
 
 
 class State:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 from ledger.codec import pack
@@ -97,7 +98,7 @@ class BlockResult:
 
 def compute_state_hash(prev_state_hash: bytes, changes: Mapping[bytes, bytes | None]) -> bytes:
     """Fold one block's sorted state changes into the previous state hash."""
-    pairs = sorted(changes.items())
+    pairs = sorted(changes.items(), key=itemgetter(0))
     return sha256(prev_state_hash + sha256(pack(pairs)))
 
 
@@ -460,6 +461,6 @@ def apply_block(
     """Execute a block's txs in order on an overlay of `reader` (state after ctx.height-1)."""
     state = State(reader)
     process_block_start(state, ctx)
-    results = tuple(apply_tx(state, ctx, tx) for tx in txs)
+    results = tuple([apply_tx(state, ctx, tx) for tx in txs])
     changes = state.changes()
     return BlockResult(compute_state_hash(prev_state_hash, changes), changes, results)

@@ -9,6 +9,7 @@ be computed once, straight from what arrived, without re-encoding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from ledger.codec import (
@@ -207,9 +208,12 @@ def is_signature_valid(tx: SignedTx) -> bool:
     return all(verify_root(s.public_key, root, s.signature) for s in tx.signatures)
 
 
+_get_public_key = attrgetter("public_key")
+
+
 def is_signed_by(tx: SignedTx, public_key: bytes) -> bool:
     """Whether `public_key` is among the signers (whose signatures are checked statelessly)."""
-    return public_key in [s.public_key for s in tx.signatures]
+    return public_key in map(_get_public_key, tx.signatures)
 
 
 def check_tx_stateless(tx: SignedTx, chain_id: str) -> None:
