@@ -17,7 +17,13 @@ from ledger.commands import (
     Unfreeze,
 )
 from ledger.errors import PermissionDenied
-from ledger.permissions import check_permission, get_permissions, may_execute
+from ledger.permissions import (
+    check_permission,
+    get_permissions,
+    get_role_permissions,
+    is_permitted,
+    may_execute,
+)
 from tests.ledger.helpers import Ledger
 
 KEY = bytes(32)
@@ -79,3 +85,12 @@ def test_permissions_come_from_genesis_roles() -> None:
     state = Ledger().state()
     assert get_permissions(state, "alice@aclb") == frozenset({"transfer_own"})
     assert get_permissions(state, "ghost@aclb") == frozenset()
+
+
+def test_role_permissions_and_the_pure_rule() -> None:
+    state = Ledger().state()
+    customer = get_role_permissions(state, "customer")
+    assert customer == frozenset({"transfer_own"})
+    assert get_role_permissions(state, "no_such_role") == frozenset()
+    assert is_permitted(customer, "alice@aclb", Transfer("alice@aclb", "bob@aclb", "KHR", 1))
+    assert not is_permitted(customer, "alice@aclb", Transfer("bob@aclb", "alice@aclb", "KHR", 1))

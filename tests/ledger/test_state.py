@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.codec import pack
+from ledger.constants import MAX_AMOUNT
 from ledger.errors import CodecError
 from ledger.schema import (
     make_account_key,
@@ -58,14 +61,51 @@ def test_basic() -> None:
         (Bank.decode, pack([1, "aclb", "A", KEY, KEY])),
         (Supply.decode, pack([1, 1, "2"])),
         (Role.decode, pack([1, "transfer"])),
+        (Account.decode, pack([True, KEY, "customer", 0, False])),
+        (Account.decode, pack([1, KEY, "customer", 0, False]) + b"\x00"),
+        (Account.decode, pack({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5})),
+        (Account.decode, b"\xa5abcde"),
+        (Account.decode, pack([1, KEY, "r" * 33, 0, False])),
         (decode_balance, pack(-5)),
         (decode_balance, pack(1) + b"\x00"),
+        (decode_balance, encode_balance(5)[1:]),
+        (decode_balance, (MAX_AMOUNT + 1).to_bytes(8, "big")),
         (decode_validator_set, pack([1, [["aclb"]]])),
     ],
 )
 def test_invalid_record(decode: object, data: bytes) -> None:
     with pytest.raises(CodecError):
         decode(data)  # type: ignore[operator]
+
+
+def test_balance_is_fixed_width_big_endian() -> None:
+    assert encode_balance(1) == bytes(7) + b"\x01"
+    assert decode_balance(encode_balance(MAX_AMOUNT)) == MAX_AMOUNT
+
+
+account_fields = st.tuples(
+    st.integers(0, 2) | st.booleans(),
+    st.sampled_from([b"", KEY, KEY[:5]]) | st.text(max_size=2),
+    st.sampled_from(["customer", "bank", "r" * 32, "r" * 33, "ré" * 16, "ré" * 17]) | st.binary(),
+    st.sampled_from([0, 1, MAX_AMOUNT, MAX_AMOUNT + 1, -1, True]) | st.text(max_size=1),
+    st.booleans() | st.integers(0, 1) | st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(account_fields)
+def test_account_fast_decode_agrees_with_strict(fields: tuple[object, ...]) -> None:
+    """The trusted fast path accepts exactly what the strict decoder accepts."""
+    data = pack(list(fields))
+    try:
+        expected: Account | None = Account.decode_strictly(data)
+    except CodecError:
+        expected = None
+    if expected is None:
+        with pytest.raises(CodecError):
+            Account.decode(data)
+    else:
+        assert Account.decode(data) == expected
 
 
 def seeded_store() -> MemoryStore:
@@ -93,6 +133,23 @@ def test_zero_balance_is_a_delete() -> None:
     state = State(seeded_store())
     state.set_balance("a@bb", "KHR", 0)
     assert state.changes() == {make_balance_key("a@bb", "KHR"): None}
+
+
+def test_rewriting_the_stored_value_is_no_change() -> None:
+    state = State(seeded_store())
+    state.set_balance("a@bb", "KHR", 4)
+    state.set_balance("a@bb", "KHR", 10)
+    state.set_account("a@bb", Account(KEY, "customer", 0, False))
+    assert state.changes() == {}
+
+
+def test_blind_write_reads_the_stored_value_first() -> None:
+    state = State(seeded_store())
+    state.set_account("a@bb", Account(KEY, "customer", 0, False))
+    state.set_account("new@bb", Account(KEY, "customer", 0, False))
+    assert state.changes() == {
+        make_account_key("new@bb"): Account(KEY, "customer", 0, False).encode()
+    }
 
 
 def test_rollback_restores_exactly() -> None:
