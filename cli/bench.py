@@ -60,7 +60,7 @@ def _user_errors() -> Iterator[None]:
 @click.option("--batch", default=500, show_default=True, help="Most txs per request.")
 @click.option(
     "--inflight",
-    default=4000,
+    default=2500,
     show_default=True,
     help="Without --rate: most txs sent but not yet committed (0 = no bound).",
 )

@@ -78,7 +78,7 @@ class BenchConfig:
     batch: int = 500  # most txs per submission request
     # Without --rate: most txs released but not yet decided (0 = no bound); bounding it
     # keeps the mempools short, so latency measures the network rather than a queue.
-    inflight: int = 4000
+    inflight: int = 2500
     drain_s: float = 30.0  # how long to wait for stragglers after the window
     converge_s: float = 30.0
     verify_samples: int = 2000

@@ -37,7 +37,7 @@ NODES = 5
 
 def find_free_base(count: int) -> int:
     for _ in range(50):
-        base = random.randrange(20000, 60000, 2)
+        base = random.randrange(12000, 31900, 2)  # below the ephemeral ports
         try:
             tn.check_ports_free(range(base, base + 2 * count))
         except tn.TestnetError:

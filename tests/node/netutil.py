@@ -44,10 +44,12 @@ FAST = ConsensusConfig(
 
 
 def find_free_base(count: int) -> int:
-    """A base port with `count` consecutive free ports after it."""
+    """A base port with `count` consecutive free ports after it, below the kernel's
+    ephemeral range (32768+ on Linux): a node dialing its peers takes source ports from that
+    range and could otherwise grab a port another node is about to listen on."""
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - count, 2)
+        base = rng.randrange(12_000, 32_000 - count, 2)
         try:
             for port in range(base, base + count):
                 with socket.socket() as sock:

@@ -72,7 +72,7 @@ def accept_any(pid: int, node_dir: Path) -> bool:
 def find_free_base(count: int) -> int:
     """A base port with `2 * count` free ports after it."""
     for _ in range(50):
-        base = random.randrange(20000, 60000, 2)
+        base = random.randrange(12000, 31900, 2)  # below the ephemeral ports
         try:
             tn.check_ports_free(range(base, base + 2 * count))
         except tn.TestnetError:
