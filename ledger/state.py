@@ -339,7 +339,7 @@ def _make_rate_key(key: tuple[str, str, str]) -> bytes:
 
 def _encode_balance_or_delete(amount: int) -> bytes | None:
     """A zero balance is not stored."""
-    return amount.to_bytes(BALANCE_BYTES, "big") if amount else None
+    return encode_balance(amount) if amount else None
 
 
 class State:
