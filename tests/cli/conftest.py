@@ -22,6 +22,7 @@ from cli.main import cli
 from cli.testnet import write_wallet
 from node import testnet as tn
 from node.config import ConsensusConfig
+from tests.node.netutil import find_free_base
 
 FAST = ConsensusConfig(
     timeout_propose_ms=300,
@@ -33,17 +34,6 @@ FAST = ConsensusConfig(
     timeout_commit_ms=20,
 )
 NODES = 5
-
-
-def find_free_base(count: int) -> int:
-    for _ in range(50):
-        base = random.randrange(12000, 31900, 2)  # below the ephemeral ports
-        try:
-            tn.check_ports_free(range(base, base + 2 * count))
-        except tn.TestnetError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
 
 
 @dataclass
@@ -117,7 +107,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
                 home,
                 validators=4,
                 observers=1,
-                base_port=find_free_base(NODES),
+                base_port=find_free_base(2 * NODES),
                 consensus=FAST,
                 force=attempt > 0,
                 wallet=write_wallet,

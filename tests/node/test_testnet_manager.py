@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
 import stat
@@ -29,6 +28,7 @@ from ledger.ids import AccountId
 from node import testnet as tn
 from node.config import ConsensusConfig, load_config
 from node.processes import get_cmdline, is_process_alive
+from tests.node.netutil import find_free_base
 
 FAKE_NODE = """
 import json, sys, time
@@ -69,22 +69,10 @@ def accept_any(pid: int, node_dir: Path) -> bool:
     return True
 
 
-def find_free_base(count: int) -> int:
-    """A base port with `2 * count` free ports after it."""
-    for _ in range(50):
-        base = random.randrange(12000, 31900, 2)  # below the ephemeral ports
-        try:
-            tn.check_ports_free(range(base, base + 2 * count))
-        except tn.TestnetError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
-
-
 def make_home(home: Path, validators: int = 2, observers: int = 1) -> tn.Manifest:
     """A manifest and node folders, no genesis: enough for the process logic."""
     banks = [(f"bank{i}", i < validators) for i in range(validators + observers)]
-    nodes = tn.plan_nodes(banks, find_free_base(len(banks)))
+    nodes = tn.plan_nodes(banks, find_free_base(2 * len(banks)))
     manifest = tn.Manifest("test-chain", 1_700_000_000_000, nodes[0].p2p_port, nodes)
     for node in nodes:
         tn.get_node_dir(home, node).mkdir(parents=True)
@@ -431,7 +419,7 @@ def test_invalid_up_node_exits(tmp_path: Path, procs: Procs) -> None:
 
 
 def init(home: Path, **kwargs: Any) -> tn.Manifest:
-    options: dict[str, Any] = {"validators": 2, "observers": 1, "base_port": find_free_base(3)}
+    options: dict[str, Any] = {"validators": 2, "observers": 1, "base_port": find_free_base(2 * 3)}
     return tn.init_testnet(home, **(options | kwargs))
 
 
@@ -540,7 +528,7 @@ def test_invalid_init_port_range(tmp_path: Path) -> None:
 
 
 def test_invalid_init_port_in_use(tmp_path: Path) -> None:
-    base = find_free_base(3)
+    base = find_free_base(2 * 3)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", base + 3))
         busy.listen()
