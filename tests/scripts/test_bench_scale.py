@@ -30,6 +30,7 @@ def make_report(ok: bool = True) -> dict[str, Any]:
     """The fields of a `bakong bench --json` report that the table reads."""
     return {
         "tps": 2379.4,
+        "tps_until_last_commit": 2301.6,
         "latency_ms": {"p50": 919.2, "p95": 1460.0, "p99": 1778.4},
         "blocks": {"mean_txs": 1319.3, "max_txs": 2500},
         "rss_mb": {"nbc": 98.5, "aba": 101.2},
@@ -48,7 +49,7 @@ def cells(row: str) -> list[str]:
 def test_basic(scale: ModuleType) -> None:
     row = scale.format_row(scale.Run(4, 0, make_report()))
     assert cells(row) == [
-        "4", "unlimited (inflight 2,500)", "2,379", "919", "1,460", "1,778",
+        "4", "unlimited (inflight 2,500)", "2,379", "2,302", "919", "1,460", "1,778",
         "1,319 / 2,500", "101", "8,858", "0.27", "75 / 190", "ok",
     ]  # fmt: skip
     assert len(cells(row)) == len(cells(scale.HEADER))
