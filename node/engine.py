@@ -118,13 +118,14 @@ class Engine:
         self.peer_heights: dict[bytes, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._validator_cache: dict[int, cs.ValidatorSet] = {}
+        self._tip = self._read_tip()
         self.evidence_count = sum(1 for _ in store.iterate(EVIDENCE_PREFIX))
 
     # Queries.
     @property
     def height(self) -> int:
         """Height of the last committed block."""
-        return chain.get_height(self.store)
+        return self._tip[0]
 
     @property
     def round(self) -> int:
@@ -432,6 +433,7 @@ class Engine:
         self, block: Block, commit: Commit, result: BlockResult, last_commit: Commit | None
     ) -> None:
         chain.commit_block(self.store, block, commit, result)
+        self._tip = (block.height, block.hash)
         if last_commit is not None and block.height > 1:
             stored = chain.get_commit(self.store, block.height - 1)
             if stored is None or stored.hash != last_commit.hash:
@@ -635,7 +637,12 @@ class Engine:
 
     # Helpers.
     def _tip_hash(self) -> bytes:
-        return chain.get_block_hash(self.store, self.height) or ZERO_HASH
+        return self._tip[1]
+
+    def _read_tip(self) -> tuple[int, bytes]:
+        """(height, hash) of the last committed block: read once, then kept by `_commit`."""
+        height = chain.get_height(self.store)
+        return height, chain.get_block_hash(self.store, height) or ZERO_HASH
 
     def _state_hash(self, height: int) -> bytes:
         value = chain.get_state_hash(self.store, height)
