@@ -325,6 +325,7 @@ def _p2p_counters(node: Node) -> dict[str, int]:
     ):
         for code, n in counter.items():
             out[f"{prefix}_{code}"] = n
+    out["dropped_malformed_consensus"] = node.engine.dropped_messages
     return out
 
 

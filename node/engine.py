@@ -119,6 +119,7 @@ class Engine:
         self._timers: set[asyncio.TimerHandle] = set()
         self._validator_cache: dict[int, cs.ValidatorSet] = {}
         self._tip = self._read_tip()
+        self.dropped_messages = 0
         self.evidence_count = sum(1 for _ in store.iterate(EVIDENCE_PREFIX))
 
     # Queries.
@@ -151,8 +152,11 @@ class Engine:
             event = await self.queue.get()
             try:
                 self._handle(event)
+            except LedgerError as exc:  # a malformed message from a peer: drop it
+                self.dropped_messages += 1
+                log.warning("dropped %s: %s: %s", _describe(event), exc.code, exc.message)
             except Exception:  # one bad event must never stop consensus
-                log.exception("error handling %s", type(event).__name__)
+                log.exception("error handling %s", _describe(event))
 
     def stop(self) -> None:
         for timer in self._timers:
@@ -659,6 +663,12 @@ class _ProposeNow:
 @dataclass(frozen=True, slots=True)
 class _StatusTick:
     pass
+
+
+def _describe(event: Any) -> str:
+    if isinstance(event, PeerMessage):
+        return f"message type {event.kind} from peer {event.peer.hex()[:16]}"
+    return type(event).__name__
 
 
 def _require(ok: bool, code: str, message: str) -> None:

@@ -188,6 +188,12 @@ def test_malformed_frames_from_registered_peer_are_dropped(net: Net) -> None:
             await manager.stop()
 
     assert asyncio.run(spam())
+    dropped = [
+        line
+        for line in net.metrics("wing").splitlines()
+        if 'kind="dropped_malformed_consensus"' in line
+    ]
+    assert dropped and float(dropped[0].split()[-1]) >= 1
     net.up()
     tx = net.issue("wing", 1)
     assert net.submit("wing", tx)[0] == 202
