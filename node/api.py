@@ -143,7 +143,7 @@ async def post_transaction_batch(request: web.Request) -> web.Response:
             raws = [bytes.fromhex(t) for t in txs]
         except (ValueError, TypeError) as exc:
             raise ApiError(400, "bad_hex", "every tx must be hex") from exc
-    return web.json_response({"results": _node(request).submit_many(raws)})
+    return web.json_response({"results": await _node(request).submit_many(raws)})
 
 
 async def get_transaction(request: web.Request) -> web.Response:

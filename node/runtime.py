@@ -159,7 +159,16 @@ class Node:
         self._admitted(tx_hash, raw)
         return tx_hash
 
-    def submit_many(self, raws: list[bytes]) -> list[dict[str, Any]]:
+    async def submit_many(self, raws: list[bytes]) -> list[dict[str, Any]]:
+        """Admit a client's batch a slice at a time (yielding to consensus in between);
+        one result per tx, in order."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(raws), ADMIT_SLICE):
+            out.extend(self._submit_slice(raws[start : start + ADMIT_SLICE]))
+            await asyncio.sleep(0)
+        return out
+
+    def _submit_slice(self, raws: list[bytes]) -> list[dict[str, Any]]:
         decoded: list[tuple[SignedTx, bytes]] = []
         out: list[dict[str, Any]] = []
         slots: list[int] = []
