@@ -61,7 +61,9 @@ class PeerMessage:
 
 @dataclass(frozen=True, slots=True)
 class Wake:
-    """Txs arrived (or the heartbeat fired): an idle height may start."""
+    """Txs arrived (or the heartbeat for `height` fired): an idle height may start."""
+
+    height: int | None = None
 
 
 Send = Callable[[bytes, int, Any], bool]
@@ -176,7 +178,7 @@ class Engine:
         if isinstance(event, PeerMessage):
             self._on_peer_message(event)
         elif isinstance(event, Wake):
-            self._on_wake()
+            self._on_wake(event)
         elif isinstance(event, cs.TimeoutFired):
             self._feed(event)
         elif isinstance(event, _ProposeNow):
@@ -242,18 +244,22 @@ class Engine:
         self.deferred.clear()
         self.state = cs.new_state(self.context, height, sign_state)
         resumed = restored and sign_state is not None and sign_state.height == height
-        self.idle = not resumed and not self._has_work()
+        self._set_idle(resumed)
         self._feed(cs.Start())
-        if self.config.heartbeat_ms and self.idle:
-            self._call_later(self.config.heartbeat_ms / 1000, Wake())
         buffered, self.future = self.future, []
         for message in buffered:
             self._on_peer_message(message)
 
-    def _has_work(self) -> bool:
-        return len(self.mempool) > 0
+    def _set_idle(self, resumed: bool = False) -> None:
+        """A new height waits for txs (no empty blocks), or for the heartbeat if one is set."""
+        self.idle = not resumed and len(self.mempool) == 0
+        if self.idle and self.config.heartbeat_ms:
+            self._call_later(self.config.heartbeat_ms / 1000, Wake(self.height + 1))
 
-    def _on_wake(self) -> None:
+    def _on_wake(self, event: Wake) -> None:
+        # a heartbeat set for an earlier height
+        if event.height is not None and event.height != self.height + 1:
+            return
         if self.idle:
             self._leave_idle()
         elif self.pending_request is not None:
@@ -286,8 +292,8 @@ class Engine:
         if wait_ms > 0:
             self._call_later(wait_ms / 1000, _ProposeNow())
             return
-        if self.idle and not self.config.heartbeat_ms:
-            return  # woken by the next tx
+        if self.idle:
+            return  # woken by the next tx or the heartbeat
         self.pending_request = None
         candidate = self._build_block(request.height)
         self.candidates[candidate.block.hash] = candidate
@@ -471,9 +477,7 @@ class Engine:
             return
         self.candidates.clear()
         self.own_messages.clear()
-        self.idle = not self._has_work() and not self.config.heartbeat_ms
-        if self.config.heartbeat_ms:
-            self._call_later(self.config.heartbeat_ms / 1000, Wake())
+        self._set_idle()
         buffered, self.future = self.future, []
         for message in buffered:
             self._on_peer_message(message)
