@@ -359,11 +359,11 @@ async def post_bank_transfer(request: web.Request) -> web.Response:
 
 
 def _parse_bank_transfer(node: Node, body: dict[str, Any]) -> Transfer:
-    source, target, asset, amount = (body.get(k) for k in ("from", "to", "asset", "amount"))
-    if not all(isinstance(v, str) for v in (source, target, asset, amount)):
+    fields = [body.get(k) for k in ("from", "to", "asset", "amount")]
+    strings = [v for v in fields if isinstance(v, str)]
+    if len(strings) != len(fields):
         raise ApiError(400, "bad_request", 'expected string fields "from", "to", "asset", "amount"')
-    assert isinstance(source, str) and isinstance(target, str)
-    assert isinstance(asset, str) and isinstance(amount, str)
+    source, target, asset, amount = strings
     for account in (source, target):
         if not is_account_id(account):
             raise ApiError(400, "invalid_id", f"bad account id {account!r}")

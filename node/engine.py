@@ -418,8 +418,8 @@ class Engine:
         if height == 1:
             _require(expected == ZERO_HASH, "bad_last_commit", "height 1 has no last commit")
             return
-        _require(last_commit is not None, "bad_last_commit", "missing last commit")
-        assert last_commit is not None
+        if last_commit is None:
+            raise LedgerError("missing last commit", "bad_last_commit")
         _require(last_commit.hash == expected, "bad_last_commit", "last commit hash differs")
         cs.verify_commit(
             self.get_validators(height - 1),
