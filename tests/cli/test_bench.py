@@ -51,6 +51,9 @@ def test_basic(tmp_path: Path) -> None:
         assert report["sent"] == report["committed"] >= 850
         assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
         assert report["tps"] > 0 and report["verify_bound_tps"] > 0
+        # 4 validators + 1 observer: five nodes verify each tx
+        all_nodes = report["verify_bound_all_nodes_tps"]
+        assert all_nodes == pytest.approx(report["verify_bound_tps"] * 4 / 5, rel=0.01)
         assert set(report["rss_mb"]) == set(net.names)
 
         chain = read_chain(net, net.names[-1])
