@@ -144,14 +144,11 @@ class Mempool:
         return Account.decode(raw) if raw is not None else None
 
     def add(self, tx: SignedTx, raw: bytes, now_ms: int) -> bytes:
-        """Check and persist one tx; returns its hash."""
-        self.check(tx, now_ms)
-        if len(self._txs) >= self._capacity:
-            raise MempoolError("mempool_full", "the mempool is full; retry later", 429)
-        with self._store.atomic_batch(sync=False) as batch:
-            batch.put(schema.make_mempool_key(tx.hash), raw)
-        self._insert(PendingTx(tx, raw, now_ms))
-        return tx.hash
+        """Check and persist one tx; returns its hash or raises MempoolError."""
+        [(tx_hash, error)] = self.add_many([(tx, raw)], now_ms)
+        if error is not None:
+            raise error
+        return tx_hash
 
     def add_many(
         self, items: Iterable[tuple[SignedTx, bytes]], now_ms: int
@@ -162,10 +159,8 @@ class Mempool:
         for tx, raw in items:
             try:
                 self.check(tx, now_ms)
-                if len(self._txs) + len(admitted) >= self._capacity:
+                if len(self._txs) >= self._capacity:
                     raise MempoolError("mempool_full", "the mempool is full; retry later", 429)
-                if any(p.tx.hash == tx.hash for p in admitted[-1:]):
-                    raise MempoolError("duplicate", "transaction is already pending", 409)
             except MempoolError as exc:
                 outcomes.append((tx.hash, exc))
                 continue
