@@ -17,7 +17,14 @@ from typing import Any
 
 import consensus as cs
 from ledger import chain
-from ledger.block import Block, BlockHeader, Commit, build_block, compute_tx_root
+from ledger.block import (
+    Block,
+    BlockHeader,
+    Commit,
+    build_block,
+    compute_tx_root,
+    decode_block_header,
+)
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.kv import KeyValueStore
@@ -39,6 +46,7 @@ from node.metrics import Metrics
 log = logging.getLogger("bakong.engine")
 
 ZERO_HASH = b"\0" * 32
+SYNC_GRACE_S = 1.5
 
 
 @dataclass(slots=True)
@@ -118,6 +126,7 @@ class Engine:
         self.last_commit_ms = clock_ms()
         self.sync_inflight_until = 0.0
         self.peer_heights: dict[bytes, int] = {}
+        self.behind: tuple[int, float] = (0, 0.0)
         self._timers: set[asyncio.TimerHandle] = set()
         self._validator_cache: dict[int, cs.ValidatorSet] = {}
         self._tip = self._read_tip()
@@ -571,8 +580,19 @@ class Engine:
     def _on_status(self, message: PeerMessage) -> None:
         height, _ = msg.parse_status(message.payload)
         self.peer_heights[message.peer] = height
-        if height > self.height:
+        if height > self.height + 1 or (
+            height == self.height + 1 and self._behind_for(height) > SYNC_GRACE_S
+        ):
             self._request_sync(message.peer)
+
+    def _behind_for(self, height: int) -> float:
+        """Seconds a peer has been one block ahead. That is normal for a moment (the
+        peer committed first and our precommits are on their way); syncing at once would
+        fetch and decode every block twice."""
+        now = time.monotonic()
+        if self.behind[0] != height:
+            self.behind = (height, now)
+        return now - self.behind[1]
 
     # Block sync.
     def _request_sync(self, peer: bytes | None) -> None:
@@ -593,10 +613,11 @@ class Engine:
         self.sync_inflight_until = 0.0
         applied = 0
         for raw_block, raw_commit in msg.parse_blocks(message.payload):
+            # consensus may have committed it meanwhile: skip before decoding the txs
+            if decode_block_header(raw_block).height != self.height + 1:
+                continue
             block = Block.decode(raw_block)
             commit = Commit.decode(raw_commit)
-            if block.height != self.height + 1:
-                continue
             try:
                 self._apply_synced(block, commit)
             except (LedgerError, cs.ConsensusError) as exc:
