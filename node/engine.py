@@ -446,19 +446,19 @@ class Engine:
             self._request_sync(None)
             return
         self._commit(candidate.block, action.commit, candidate.result, candidate.last_commit)
-        self._after_commit(candidate.block, candidate.result)
+        self._after_commit(candidate.block)
 
     def _commit(
         self, block: Block, commit: Commit, result: BlockResult, last_commit: Commit | None
     ) -> None:
+        """Store a decided or synced block, then everything that follows any commit:
+        metrics, mempool eviction, waiting clients."""
         chain.commit_block(self.store, block, commit, result)
         self._tip = (block.height, block.hash)
         if last_commit is not None and block.height > 1:
             stored = chain.get_commit(self.store, block.height - 1)
             if stored is None or stored.hash != last_commit.hash:
                 chain.save_commit(self.store, block.height - 1, last_commit)
-
-    def _after_commit(self, block: Block, result: BlockResult) -> None:
         now = self.clock_ms()
         self.metrics.block_interval.observe(max(0, now - self.last_commit_ms) / 1000)
         self.last_commit_ms = now
@@ -468,13 +468,15 @@ class Engine:
         ctx = BlockContext(self.chain_id, block.height + 1, block.header.time_ms)
         evicted = self.mempool.update((tx.hash for tx in block.txs), signers, ctx)
         self._on_commit(block, result)
+        self._validator_cache.pop(block.height + 1, None)
         for tx_hash, code in evicted:
             log.info("evicted tx %s: %s", tx_hash.hex()[:16], code)
+
+    def _after_commit(self, block: Block) -> None:
         log.info(
             "committed block %d %s txs=%d", block.height, block.hash.hex()[:16], len(block.txs)
         )
         self._broadcast(msg.STATUS, [block.height, block.hash])
-        self._validator_cache.pop(block.height + 1, None)
         self._after_height_change()
 
     def _after_height_change(self) -> None:
@@ -636,15 +638,6 @@ class Engine:
         result = self._validate_block(block, None, live=False)
         self._commit(block, commit, result, None)
         self.metrics.synced_blocks += 1
-        now = self.clock_ms()
-        self.last_commit_ms = now
-        self.metrics.committed_blocks += 1
-        self.metrics.committed_txs += len(block.txs)
-        signers = {tx.body.signer for tx in block.txs}
-        ctx = BlockContext(self.chain_id, block.height + 1, block.header.time_ms)
-        self.mempool.update((tx.hash for tx in block.txs), signers, ctx)
-        self._on_commit(block, result)
-        self._validator_cache.pop(block.height + 1, None)
         log.info("synced block %d %s", block.height, block.hash.hex()[:16])
 
     def serve_blocks(self, start: int, limit: int) -> list[list[bytes]]:
