@@ -1,6 +1,7 @@
-"""Permissioned P2P: length-prefixed msgpack frames over TCP, a signed-challenge
-handshake admitting only registered node keys, one session per peer with a bounded
-send queue, reconnect with backoff.
+"""Permissioned P2P: an authenticated, encrypted session per peer over TCP (a
+station-to-station handshake, `node.p2p.secure`) admitting only registered node keys,
+length-prefixed msgpack frames sealed with ChaCha20-Poly1305, a bounded send queue per
+peer, reconnect with backoff, and little spent on a stranger before it is authenticated.
 
 The node builds a `PeerManager`, registers its message types on a `MessageRouter`
 (types from `FIRST_APP_MESSAGE_TYPE` up) and calls `send` / `broadcast`.

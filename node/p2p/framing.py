@@ -1,7 +1,9 @@
 """Frames on the wire: a 4-byte big-endian length, then a canonical msgpack body.
 
-A body is the message `[type, payload]`. Types below `FIRST_APP_MESSAGE_TYPE` belong to
-the P2P layer itself (handshake, keepalive); the node registers its own types above it.
+A body is the message `[type, payload]`. Only the first frame of a connection (the
+hello) travels plain; every later one is sealed by the session (`node.p2p.secure`).
+Types below `FIRST_APP_MESSAGE_TYPE` belong to the P2P layer itself (handshake,
+keepalive); the node registers its own types above it.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ FIRST_APP_MESSAGE_TYPE: Final = 16
 _SKIP_CHUNK: Final = 64 * 1024
 
 
-def encode_frame(msg_type: int, payload: Any, max_frame_bytes: int) -> bytes:
-    """The wire bytes of one message. Raises MessageTooLarge if it would exceed the
-    limit, since every peer would drop it."""
+def encode_body(msg_type: int, payload: Any, max_frame_bytes: int) -> bytes:
+    """The frame body of one message, before a session seals it. Raises MessageTooLarge
+    if it would exceed the limit, since every peer would drop it."""
     body = pack([msg_type, payload])
     if len(body) > max_frame_bytes:
         raise MessageTooLarge(f"message of {len(body)} bytes exceeds {max_frame_bytes}")
+    return body
+
+
+def encode_frame(msg_type: int, payload: Any, max_frame_bytes: int) -> bytes:
+    """The plain wire bytes of one message (length header and body)."""
+    body = encode_body(msg_type, payload, max_frame_bytes)
     return len(body).to_bytes(HEADER_BYTES, "big") + body
 
 

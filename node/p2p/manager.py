@@ -1,13 +1,16 @@
 """The node's view of the P2P network: listens, dials its configured peers, keeps one
-authenticated session per admitted peer, and moves frames between them and the node."""
+authenticated, encrypted session per admitted peer, and moves frames between them and
+the node. Before a connection is authenticated it costs little and not for long: a
+deadline, frames of a few hundred bytes, and a cap on handshakes in progress, in total
+and per source address."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-import os
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +19,10 @@ from ledger.crypto import PrivateKey
 from ledger.errors import CodecError
 from node.p2p.counters import P2PCounters
 from node.p2p.errors import FrameError, HandshakeRefused
-from node.p2p.framing import MSG_PING, encode_frame
-from node.p2p.handshake import CHALLENGE_BYTES, PROTOCOL_VERSION, Hello, perform_handshake
+from node.p2p.framing import MSG_PING, encode_body
 from node.p2p.params import P2PParams, compute_backoff
 from node.p2p.peer import Peer
+from node.p2p.secure import secret_handshake
 
 log = logging.getLogger("bakong.p2p")
 
@@ -64,7 +67,6 @@ class PeerManager:
         on_peer_disconnected: OnPeer = _ignore_peer,
         params: P2PParams | None = None,
         rng: random.Random | None = None,
-        challenge_source: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.node_key = node_key
         self.public_key = node_key.public_key
@@ -79,7 +81,8 @@ class PeerManager:
         self._on_connected = on_peer_connected
         self._on_disconnected = on_peer_disconnected
         self._rng = rng or random.Random()
-        self._challenge_source = challenge_source
+        # Inbound connections still in their handshake, per source address.
+        self._handshaking: Counter[str] = Counter()
         self._peers: dict[bytes, Peer] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -141,7 +144,7 @@ class PeerManager:
         if peer is None:
             return False
         return peer.send_frame(
-            encode_frame(msg_type, payload, self.params.max_frame_bytes), droppable
+            encode_body(msg_type, payload, self.params.max_frame_bytes), droppable
         )
 
     def broadcast(
@@ -153,7 +156,7 @@ class PeerManager:
     ) -> int:
         """Queue one message (encoded once) for every connected peer not in `exclude`;
         return how many peers it was queued for. Raises MessageTooLarge."""
-        frame = encode_frame(msg_type, payload, self.params.max_frame_bytes)
+        frame = encode_body(msg_type, payload, self.params.max_frame_bytes)
         skip = set(exclude or ())
         return sum(
             peer.send_frame(frame, droppable)
@@ -176,8 +179,20 @@ class PeerManager:
             writer.transport.abort()
             return
         peername = writer.get_extra_info("peername")
-        address = f"{peername[0]}:{peername[1]}" if peername else "?"
-        self._spawn(self._run_connection(reader, writer, False, address))
+        host = str(peername[0]) if peername else "?"
+        address = f"{host}:{peername[1]}" if peername else "?"
+        # Strangers get a bounded share of the node: refuse beyond the caps at once.
+        params = self.params
+        if (
+            sum(self._handshaking.values()) >= params.max_pending_handshakes
+            or self._handshaking[host] >= params.max_pending_handshakes_per_address
+        ):
+            writer.transport.abort()
+            self.counters.refused["too_many_handshakes"] += 1
+            log.debug("p2p: refused %s: too many handshakes in progress", address)
+            return
+        self._handshaking[host] += 1
+        self._spawn(self._run_connection(reader, writer, False, address, host))
 
     async def _run_connection(
         self,
@@ -185,6 +200,7 @@ class PeerManager:
         writer: asyncio.StreamWriter,
         outbound: bool,
         address: str,
+        handshaking_host: str | None = None,
     ) -> SessionOutcome:
         """Handshake, then serve the session to its end."""
         try:
@@ -193,6 +209,11 @@ class PeerManager:
         except HandshakeRefused as exc:
             writer.transport.abort()
             return self._refuse(exc, address)
+        finally:
+            if handshaking_host is not None:
+                self._handshaking[handshaking_host] -= 1
+                if self._handshaking[handshaking_host] <= 0:
+                    del self._handshaking[handshaking_host]
         try:
             reason = await peer.run(self._dispatch)
         finally:
@@ -210,28 +231,24 @@ class PeerManager:
         outbound: bool,
         address: str,
     ) -> Peer:
-        own = Hello(
-            PROTOCOL_VERSION,
-            self.chain_id,
-            self.public_key,
-            self._listen_port,
-            self._challenge_source(CHALLENGE_BYTES),
-        )
         try:
             async with asyncio.timeout(self.params.handshake_timeout):
-                hello = await perform_handshake(
+                identity, channel = await secret_handshake(
                     reader,
                     writer,
-                    own,
-                    self.node_key,
-                    self._is_admitted_safely,
-                    self.params.max_frame_bytes,
+                    outbound=outbound,
+                    chain_id=self.chain_id,
+                    node_key=self.node_key,
+                    listen_port=self._listen_port,
+                    is_admitted=self._is_admitted_safely,
                 )
         except TimeoutError as exc:
             raise HandshakeRefused("handshake deadline passed", "timeout") from exc
         except (ConnectionError, OSError) as exc:
             raise HandshakeRefused(f"connection failed: {exc}", "closed") from exc
-        return Peer(hello, outbound, address, reader, writer, self.params, self.counters)
+        return Peer(
+            identity, channel, outbound, address, reader, writer, self.params, self.counters
+        )
 
     def _is_admitted_safely(self, public_key: bytes) -> bool:
         """A failing registry lookup refuses the peer instead of killing the dialer."""
@@ -333,7 +350,7 @@ class PeerManager:
     async def _keepalive_loop(self) -> None:
         """Ping every peer each interval; close sessions silent for too long (a peer
         whose host vanished without closing TCP)."""
-        ping = encode_frame(MSG_PING, None, self.params.max_frame_bytes)
+        ping = encode_body(MSG_PING, None, self.params.max_frame_bytes)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.params.ping_interval)

@@ -16,6 +16,10 @@ class P2PParams:
     max_bad_frames: int = 16
     # Seconds to complete the hello/auth exchange after TCP connects.
     handshake_timeout: float = 5.0
+    # Inbound connections still in their handshake (unauthenticated): at most this many
+    # in all and from one source address; more are closed at once.
+    max_pending_handshakes: int = 64
+    max_pending_handshakes_per_address: int = 16
     # Seconds to wait for a TCP connect to a configured peer.
     connect_timeout: float = 5.0
     # Per-peer send queue bounds (frames and bytes).

@@ -1,4 +1,4 @@
-"""One authenticated session with a peer: a reader loop and a writer task."""
+"""One authenticated, encrypted session with a peer: a reader loop and a writer task."""
 
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ from typing import Any
 from ledger.errors import CodecError
 from node.p2p.counters import P2PCounters
 from node.p2p.errors import FrameError
-from node.p2p.framing import (
-    FIRST_APP_MESSAGE_TYPE,
-    HEADER_BYTES,
-    MSG_PING,
-    decode_message,
-    read_frame,
-)
-from node.p2p.handshake import Hello
+from node.p2p.framing import FIRST_APP_MESSAGE_TYPE, HEADER_BYTES, MSG_PING, decode_message
 from node.p2p.params import P2PParams
+from node.p2p.secure import TAG_BYTES, ChannelBroken, PeerIdentity, SecretChannel
 from node.p2p.sendqueue import SendQueue, SendQueueOverflow
 
 log = logging.getLogger("bakong.p2p")
@@ -29,13 +23,17 @@ Dispatch = Callable[[bytes, int, Any], Awaitable[None]]
 class Peer:
     """A connected, authenticated peer. The owner calls `run()` once; `close()` ends it.
 
-    Frames are read and dispatched in order on the session's own task (no task per
-    message); writes are batched by one writer task draining the send queue.
+    Frames are read, opened and dispatched in order on the session's own task (no task
+    per message); writes are sealed and batched by one writer task draining the send
+    queue, which holds plain frame bodies (a broadcast encodes once, seals per peer).
+    A frame that fails to open ends the session at once; a frame that opens but is
+    malformed counts as a bad frame, and `max_bad_frames` of them end it.
     """
 
     def __init__(
         self,
-        hello: Hello,
+        identity: PeerIdentity,
+        channel: SecretChannel,
         outbound: bool,
         address: str,
         reader: asyncio.StreamReader,
@@ -43,7 +41,8 @@ class Peer:
         params: P2PParams,
         counters: P2PCounters,
     ) -> None:
-        self.hello = hello
+        self.identity = identity
+        self._channel = channel
         self.outbound = outbound
         self.address = address
         self.closed = asyncio.Event()
@@ -60,15 +59,16 @@ class Peer:
 
     @property
     def key(self) -> bytes:
-        return self.hello.public_key
+        return self.identity.public_key
 
     @property
     def queued_frames(self) -> int:
         return len(self._queue)
 
     def send_frame(self, frame: bytes, droppable: bool) -> bool:
-        """Queue an encoded frame; never blocks. A reliable frame that does not fit
-        closes the session (the peer resyncs on reconnect) and returns False."""
+        """Queue an encoded frame body (sealed when written); never blocks. A reliable
+        frame that does not fit closes the session (the peer resyncs on reconnect) and
+        returns False."""
         if self.close_reason:
             return False
         try:
@@ -94,6 +94,10 @@ class Peer:
             await self._read_loop(dispatch)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             self.close("closed")
+        except ChannelBroken as exc:
+            self._counters.dropped[exc.code] += 1
+            log.warning("peer %s: %s, disconnecting", self.key.hex()[:16], exc)
+            self.close(exc.code)
         finally:
             self.close(self.close_reason or "stopping")
             writer_task.cancel()
@@ -107,16 +111,17 @@ class Peer:
     async def _read_loop(self, dispatch: Dispatch) -> None:
         max_bytes = self._params.max_frame_bytes
         counters = self._counters
+        channel = self._channel
         while not self.close_reason:
+            body = await channel.read(self._reader, max_bytes)
             try:
-                body = await read_frame(self._reader, max_bytes)
                 msg_type, payload = decode_message(body, max_bytes)
             except FrameError as exc:
                 self._on_bad_frame(exc)
                 continue
             self.last_received = self._loop.time()
             counters.frames_in += 1
-            counters.bytes_in += HEADER_BYTES + len(body)
+            counters.bytes_in += HEADER_BYTES + TAG_BYTES + len(body)
             if msg_type >= FIRST_APP_MESSAGE_TYPE:
                 await self._dispatch(dispatch, msg_type, payload)
             elif msg_type != MSG_PING:
@@ -144,6 +149,7 @@ class Peer:
 
     async def _write_loop(self) -> None:
         counters = self._counters
+        seal = self._channel.seal
         try:
             while True:
                 if not self._queue:
@@ -151,9 +157,12 @@ class Peer:
                     await self._wakeup.wait()
                     continue
                 batch = self._queue.take_batch(self._params.write_batch_bytes)
-                self._writer.writelines(batch)
-                counters.frames_out += len(batch)
-                counters.bytes_out += sum(map(len, batch))
+                sealed = [seal(body) for body in batch]
+                self._writer.writelines(sealed)
+                counters.frames_out += len(sealed)
+                counters.bytes_out += sum(map(len, sealed))
                 await self._writer.drain()
         except (ConnectionError, OSError):
             self.close("closed")
+        except FrameError as exc:  # the frame counter ran out: a new session starts over
+            self.close(exc.code)

@@ -1,195 +1,327 @@
-"""The handshake: hello checks, the auth root, and `perform_handshake` against a
-hand-driven peer on a socket pair."""
+"""The secret connection (node/p2p/secure.py) over a socket pair: who proves what, what a
+relay or a tamperer gets, and how the frame ciphers refuse altered, replayed or
+reordered frames."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ledger.crypto import PrivateKey, verify_root
+from ledger.codec import pack
+from ledger.crypto import PrivateKey
 from node.p2p.errors import HandshakeRefused
-from node.p2p.framing import MSG_AUTH, MSG_HELLO, decode_message, encode_frame, read_frame
-from node.p2p.handshake import (
+from node.p2p.framing import MSG_AUTH, MSG_HELLO
+from node.p2p.secure import (
+    MAX_HELLO_BYTES,
     PROTOCOL_VERSION,
-    Hello,
-    check_hello,
+    ChannelBroken,
+    FrameCipher,
+    PeerIdentity,
+    SecretChannel,
     compute_auth_root,
-    perform_handshake,
+    derive_channel,
+    secret_handshake,
 )
+from tests.attack.harness import auth_body, old_protocol_hello, plain_frame
 
 CHAIN = "bakong-test"
-LIMIT = 1 << 20
 ME = PrivateKey.from_seed(b"\x01" * 32)
 PEER = PrivateKey.from_seed(b"\x02" * 32)
+OTHER = PrivateKey.from_seed(b"\x03" * 32)
+
+Side = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, Any]]
 
 
-def hello_of(key: PrivateKey, **changes: Any) -> Hello:
-    fields: dict[str, Any] = {
-        "version": PROTOCOL_VERSION,
-        "chain_id": CHAIN,
-        "public_key": key.public_key,
-        "listen_port": 26656,
-        "challenge": os.urandom(32),
-    }
-    return Hello(**(fields | changes))
+def honest(
+    key: PrivateKey, outbound: bool, admitted: set[bytes] | None = None, chain: str = CHAIN
+) -> Side:
+    async def side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        return await secret_handshake(
+            reader,
+            writer,
+            outbound=outbound,
+            chain_id=chain,
+            node_key=key,
+            listen_port=26656 if not outbound else None,
+            is_admitted=(
+                admitted if admitted is not None else {ME.public_key, PEER.public_key}
+            ).__contains__,
+        )
+
+    return side
 
 
-def refusal_code(hello: Hello, admitted: set[bytes] | None = None) -> str:
-    allowed = {PEER.public_key} if admitted is None else admitted
-    with pytest.raises(HandshakeRefused) as err:
-        check_hello(hello, CHAIN, ME.public_key, allowed.__contains__)
-    return err.value.code
+def pair(first: Side, second: Side) -> tuple[Any, Any]:
+    """Run two sides against each other over a socket pair; each result or exception."""
 
-
-def test_basic() -> None:
-    hello = hello_of(PEER)
-    assert Hello.from_obj(hello.to_obj()) == hello
-    assert Hello.from_obj(hello_of(PEER, listen_port=None).to_obj()).listen_port is None
-    check_hello(hello, CHAIN, ME.public_key, {PEER.public_key}.__contains__)
-    root = compute_auth_root(CHAIN, hello.challenge, ME.public_key, PEER.public_key)
-    assert verify_root(ME.public_key, root, ME.sign_root(root))
-
-
-def test_invalid_wrong_version() -> None:
-    assert refusal_code(hello_of(PEER, version=PROTOCOL_VERSION + 1)) == "wrong_version"
-
-
-def test_invalid_wrong_chain() -> None:
-    assert refusal_code(hello_of(PEER, chain_id="other")) == "wrong_chain"
-
-
-def test_invalid_self() -> None:
-    assert refusal_code(hello_of(ME), {ME.public_key}) == "self"
-
-
-def test_invalid_not_admitted() -> None:
-    assert refusal_code(hello_of(PEER), set()) == "not_admitted"
-
-
-@pytest.mark.parametrize(
-    "obj",
-    [
-        None,
-        [],
-        [1, CHAIN, b"k" * 32, None],
-        [1, CHAIN, b"k" * 31, None, b"c" * 32],
-        [1, CHAIN, b"k" * 32, None, b"c" * 31],
-        [1, CHAIN, b"k" * 32, 0, b"c" * 32],
-        [1, CHAIN, b"k" * 32, 70000, b"c" * 32],
-        [1, b"chain", b"k" * 32, None, b"c" * 32],
-        [1, "x" * 200, b"k" * 32, None, b"c" * 32],
-        ["1", CHAIN, b"k" * 32, None, b"c" * 32],
-    ],
-)
-def test_invalid_malformed_hello(obj: Any) -> None:
-    with pytest.raises(HandshakeRefused) as err:
-        Hello.from_obj(obj)
-    assert err.value.code == "malformed_hello"
-
-
-def test_auth_root_binds_every_field() -> None:
-    base = (CHAIN, b"c" * 32, ME.public_key, PEER.public_key)
-    variants = [
-        ("other", *base[1:]),
-        (CHAIN, b"d" * 32, *base[2:]),
-        (CHAIN, b"c" * 32, PEER.public_key, ME.public_key),
-    ]
-    roots = {compute_auth_root(*base), *(compute_auth_root(*v) for v in variants)}
-    assert len(roots) == 4
-
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Hello], Coroutine[Any, Any, None]]
-
-
-def handshake_against(script: Script) -> Hello:
-    """Run `perform_handshake` as ME against a peer driven by `script`."""
-
-    async def main() -> Hello:
+    async def main() -> tuple[Any, Any]:
         a, b = socket.socketpair()
-        mine = await asyncio.open_connection(sock=a)
-        theirs = await asyncio.open_connection(sock=b)
-        own = hello_of(ME)
-        peer_task = asyncio.create_task(script(*theirs, own))
+        ra, wa = await asyncio.open_connection(sock=a)
+        rb, wb = await asyncio.open_connection(sock=b)
+
+        async def run(side: Side, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
+            try:
+                return await side(r, w)
+            finally:
+                w.transport.abort()
+
         try:
-            admitted = {PEER.public_key}.__contains__
-            return await perform_handshake(*mine, own, ME, admitted, LIMIT)
+            async with asyncio.timeout(5):
+                results = await asyncio.gather(
+                    run(first, ra, wa), run(second, rb, wb), return_exceptions=True
+                )
         finally:
-            mine[1].close()
-            theirs[1].close()
-            await asyncio.gather(peer_task, return_exceptions=True)
+            wa.close()
+            wb.close()
+        return results[0], results[1]
 
     return asyncio.run(main())
 
 
-async def next_payload(reader: asyncio.StreamReader) -> Any:
-    return decode_message(await read_frame(reader, LIMIT), LIMIT)[1]
+def code_of(result: Any) -> str:
+    assert isinstance(result, HandshakeRefused), result
+    return result.code
 
 
-def honest_peer(sign_with: PrivateKey = PEER, swap_challenge: bool = False) -> Script:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, me: Hello) -> None:
-        hello = hello_of(PEER)
-        writer.write(encode_frame(MSG_HELLO, hello.to_obj(), LIMIT))
-        their = Hello.from_obj(await next_payload(reader))
-        challenge = hello.challenge if swap_challenge else their.challenge
-        root = compute_auth_root(CHAIN, challenge, PEER.public_key, ME.public_key)
-        writer.write(encode_frame(MSG_AUTH, sign_with.sign_root(root), LIMIT))
+def test_basic() -> None:
+    dialer, listener = pair(honest(ME, True), honest(PEER, False))
+    assert isinstance(dialer, tuple) and isinstance(listener, tuple)
+    (d_peer, d_channel), (l_peer, l_channel) = dialer, listener
+    assert d_peer == PeerIdentity(CHAIN, PEER.public_key, 26656)
+    assert l_peer == PeerIdentity(CHAIN, ME.public_key, None)
+    # Both ends derived one session, with crossed directions.
+    assert d_channel.session_id == l_channel.session_id
+    sealed = d_channel.seal(b"hello")
+    assert l_channel.receiver.open(sealed[:4], sealed[4:]) == b"hello"
+
+
+def test_invalid_not_admitted_listener_signs_nothing() -> None:
+    sent: list[bytes] = []
+
+    async def listener_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        original = writer.write
+
+        def record(data: bytes) -> None:
+            sent.append(data)
+            original(data)
+
+        writer.write = record  # type: ignore[method-assign]
+        return await honest(PEER, False)(reader, writer)
+
+    dialer, listener = pair(honest(OTHER, True), listener_side)
+    assert code_of(listener) == "not_admitted"
+    assert code_of(dialer) == "closed"
+    # The stranger got our hello (an ephemeral key) and nothing signed.
+    assert len(sent) == 1 and len(sent[0]) < 64
+
+
+def test_invalid_wrong_chain() -> None:
+    dialer, listener = pair(honest(ME, True, chain="another"), honest(PEER, False))
+    assert code_of(listener) == "wrong_chain"
+    assert code_of(dialer) == "closed"
+
+
+def test_invalid_listener_not_admitted_by_dialer() -> None:
+    dialer, _ = pair(honest(ME, True, admitted={OTHER.public_key}), honest(PEER, False))
+    assert code_of(dialer) == "not_admitted"
+
+
+def test_invalid_self_is_detected_on_both_ends() -> None:
+    dialer, listener = pair(honest(ME, True), honest(ME, False))
+    assert code_of(dialer) == "self"
+    assert code_of(listener) == "self"
+
+
+async def _hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> SecretChannel:
+    secret = X25519PrivateKey.generate()
+    public = secret.public_key().public_bytes_raw()
+    writer.write(plain_frame(pack([MSG_HELLO, [PROTOCOL_VERSION, public]])))
+    await writer.drain()
+    length = int.from_bytes(await reader.readexactly(4), "big")
+    from ledger.codec import unpack
+
+    peer_eph = unpack(await reader.readexactly(length))[1][1]
+    return derive_channel(secret, public, peer_eph)
+
+
+def forger(claimed: bytes, signer: PrivateKey, role: str = "dialer") -> Side:
+    async def side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        channel = await _hello(reader, writer)
+        signature = signer.sign_root(compute_auth_root(CHAIN, channel.session_id, role))
+        writer.write(channel.seal(auth_body(CHAIN, claimed, signature)))
         await writer.drain()
-        await next_payload(reader)
+        await reader.read()
 
-    return script
-
-
-def refused_by(script: Script) -> str:
-    with pytest.raises(HandshakeRefused) as err:
-        handshake_against(script)
-    return err.value.code
+    return side
 
 
-def test_perform_handshake_basic() -> None:
-    assert handshake_against(honest_peer()).public_key == PEER.public_key
+def test_invalid_claimed_key_signed_by_another() -> None:
+    _, listener = pair(forger(ME.public_key, OTHER), honest(PEER, False))
+    assert code_of(listener) == "bad_signature"
 
 
-def test_invalid_auth_by_another_key() -> None:
-    assert refused_by(honest_peer(sign_with=PrivateKey.from_seed(b"\x03" * 32))) == "bad_signature"
+def test_invalid_signature_for_the_other_role() -> None:
+    # A listener's auth reflected back as a dialer's never verifies.
+    _, listener = pair(forger(ME.public_key, ME, role="listener"), honest(PEER, False))
+    assert code_of(listener) == "bad_signature"
 
 
-def test_invalid_auth_replayed_for_another_challenge() -> None:
-    assert refused_by(honest_peer(swap_challenge=True)) == "bad_signature"
+def test_invalid_relayed_signature_from_another_session() -> None:
+    """The old relay attack: get the victim's signature in one session and present it
+    in another. Signatures cover the session id, which differs."""
+    stolen: list[bytes] = []
 
+    async def victim_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        channel = await _hello(reader, writer)
+        stolen.append(ME.sign_root(compute_auth_root(CHAIN, channel.session_id, "dialer")))
+        writer.transport.abort()
 
-def test_invalid_auth_not_a_signature() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, me: Hello) -> None:
-        writer.write(encode_frame(MSG_HELLO, hello_of(PEER).to_obj(), LIMIT))
-        writer.write(encode_frame(MSG_AUTH, b"short", LIMIT))
+    pair(victim_session, honest(PEER, False))
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        channel = await _hello(reader, writer)
+        writer.write(channel.seal(auth_body(CHAIN, ME.public_key, stolen[0])))
         await writer.drain()
-        await next_payload(reader)
+        await reader.read()
 
-    assert refused_by(script) == "malformed_auth"
+    _, listener = pair(relay, honest(PEER, False))
+    assert code_of(listener) == "bad_signature"
 
 
-def test_invalid_auth_before_hello() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, me: Hello) -> None:
-        writer.write(encode_frame(MSG_AUTH, b"s" * 64, LIMIT))
+def test_invalid_old_protocol_hello_is_refused_by_version() -> None:
+    async def old_node(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        writer.write(old_protocol_hello(CHAIN, ME, 26656))
         await writer.drain()
+        await reader.read()
 
-    assert refused_by(script) == "unexpected"
+    _, listener = pair(old_node, honest(PEER, False))
+    assert code_of(listener) == "wrong_version"
+    assert "protocol 1" in str(listener)
 
 
-def test_invalid_junk_instead_of_hello() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, me: Hello) -> None:
-        writer.write(b"\x00\x00\x00\x01\xc1")
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        ((MAX_HELLO_BYTES + 1).to_bytes(4, "big"), "malformed_hello"),  # too big: not read
+        ((16 << 20).to_bytes(4, "big") + b"\0" * 1000, "malformed_hello"),
+        (b"\x00\x00\x00\x00", "malformed_hello"),
+        (plain_frame(b"\xc1"), "malformed_hello"),
+        (plain_frame(pack([MSG_AUTH, [2, b"k" * 32]])), "unexpected"),
+        (plain_frame(pack([MSG_HELLO, [2, b"short"]])), "malformed_hello"),
+        (plain_frame(pack([MSG_HELLO, [2, b"k" * 32, "extra"]])), "malformed_hello"),
+        (plain_frame(pack([MSG_HELLO, "not a list"])), "malformed_hello"),
+        (plain_frame(pack([MSG_HELLO, [3, b"k" * 32]])), "wrong_version"),
+        (plain_frame(pack([MSG_HELLO, [2, b"\0" * 32]])), "bad_ephemeral"),  # low order
+    ],
+)
+def test_invalid_first_frame(first: bytes, code: str) -> None:
+    async def junk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        writer.write(first)
         await writer.drain()
+        await reader.read()
 
-    assert refused_by(script) == "malformed_hello"
+    _, listener = pair(junk, honest(PEER, False))
+    assert code_of(listener) == code
+
+
+def test_invalid_reflected_hello() -> None:
+    async def mirror(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        length = int.from_bytes(await reader.readexactly(4), "big")
+        body = await reader.readexactly(length)
+        writer.write(plain_frame(body))
+        await writer.drain()
+        await reader.read()
+
+    _, listener = pair(mirror, honest(PEER, False))
+    assert code_of(listener) == "bad_ephemeral"
+
+
+def test_invalid_auth_sealed_with_other_keys() -> None:
+    async def wrong_keys(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        await _hello(reader, writer)
+        other = derive_channel(
+            X25519PrivateKey.generate(),
+            b"\x09" * 32,
+            X25519PrivateKey.generate().public_key().public_bytes_raw(),
+        )
+        writer.write(other.seal(auth_body(CHAIN, ME.public_key, b"s" * 64)))
+        await writer.drain()
+        await reader.read()
+
+    _, listener = pair(wrong_keys, honest(PEER, False))
+    assert code_of(listener) == "bad_auth"
+
+
+def test_invalid_malformed_auth() -> None:
+    async def bad_auth(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        channel = await _hello(reader, writer)
+        writer.write(channel.seal(pack([MSG_AUTH, [CHAIN, b"short", None, b"s" * 64]])))
+        await writer.drain()
+        await reader.read()
+
+    _, listener = pair(bad_auth, honest(PEER, False))
+    assert code_of(listener) == "malformed_auth"
 
 
 def test_invalid_peer_hangs_up() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, me: Hello) -> None:
-        writer.close()
+    async def rude(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        writer.transport.abort()
 
-    assert refused_by(script) == "closed"
+    _, listener = pair(rude, honest(PEER, False))
+    assert code_of(listener) == "closed"
+
+
+# The frame ciphers.
+
+
+def ciphers() -> tuple[FrameCipher, FrameCipher]:
+    key = b"\x05" * 32
+    return FrameCipher(key), FrameCipher(key)
+
+
+def test_frames_open_in_order() -> None:
+    sender, receiver = ciphers()
+    frames = [sender.seal(bytes([i]) * i) for i in range(5)]
+    assert [receiver.open(f[:4], f[4:]) for f in frames] == [bytes([i]) * i for i in range(5)]
+
+
+def test_invalid_replayed_frame() -> None:
+    sender, receiver = ciphers()
+    frame = sender.seal(b"pay 1")
+    receiver.open(frame[:4], frame[4:])
+    with pytest.raises(ChannelBroken):
+        receiver.open(frame[:4], frame[4:])
+
+
+def test_invalid_reordered_frames() -> None:
+    sender, receiver = ciphers()
+    first, second = sender.seal(b"one"), sender.seal(b"two")
+    with pytest.raises(ChannelBroken):
+        receiver.open(second[:4], second[4:])
+    del first
+
+
+@pytest.mark.parametrize("position", [0, 3, 4, 10, -1])
+def test_invalid_tampered_byte(position: int) -> None:
+    sender, receiver = ciphers()
+    frame = bytearray(sender.seal(b"transfer 100 KHR"))
+    frame[position] ^= 0x01
+    with pytest.raises(ChannelBroken):
+        receiver.open(bytes(frame[:4]), bytes(frame[4:]))
+
+
+def test_channel_read_refuses_oversize_without_reading() -> None:
+    async def main() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data((1 << 24).to_bytes(4, "big"))
+        channel = SecretChannel(*ciphers(), session_id=b"s" * 32)
+        with pytest.raises(ChannelBroken) as err:
+            await channel.read(reader, 1024)
+        assert err.value.code == "oversize"
+
+    asyncio.run(main())

@@ -16,8 +16,15 @@ import pytest
 from ledger.codec import pack
 from ledger.crypto import PrivateKey
 from node.p2p import FIRST_APP_MESSAGE_TYPE, MessageRouter, P2PParams, PeerManager
-from node.p2p.framing import MSG_HELLO, encode_frame
-from node.p2p.handshake import PROTOCOL_VERSION, Hello, perform_handshake
+from node.p2p.framing import MSG_HELLO, encode_body
+from tests.attack.harness import (
+    RawSession,
+    TransparentRelay,
+    dial,
+    flood_unauthenticated,
+    forged_dial,
+    old_protocol_hello,
+)
 
 CHAIN = "bakong-test"
 MSG = FIRST_APP_MESSAGE_TYPE
@@ -108,19 +115,9 @@ async def network() -> AsyncIterator[Net]:
         await net.stop()
 
 
-@contextlib.asynccontextmanager
-async def raw_session(
-    port: int, key: PrivateKey, claimed: bytes | None = None, chain_id: str = CHAIN
-) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """A hand-driven peer: handshakes (claiming `claimed` as its key if given), then
-    lets the test write whatever it likes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        own = Hello(PROTOCOL_VERSION, chain_id, claimed or key.public_key, None, os.urandom(32))
-        await perform_handshake(reader, writer, own, key, lambda k: True, 1 << 24)
-        yield reader, writer
-    finally:
-        writer.transport.abort()
+def raw_session(port: int, key: PrivateKey) -> contextlib.AbstractAsyncContextManager[RawSession]:
+    """A hand-driven peer: handshakes with `key`, then lets the test send what it likes."""
+    return dial(port, key, CHAIN)
 
 
 def free_port() -> int:
@@ -130,7 +127,7 @@ def free_port() -> int:
         return port
 
 
-def frame_of(body: bytes) -> bytes:
+def frame_of(body: bytes) -> bytes:  # a plain (unsealed) frame
     return len(body).to_bytes(4, "big") + body
 
 
@@ -196,7 +193,9 @@ def test_invalid_not_admitted_as_dialer() -> None:
             stranger = await net.node(key=PrivateKey.generate())
             a = await net.node(peers=[stranger])
             await wait_until(lambda: a.counters.refused["not_admitted"] >= 2)
-            assert a.connected_peers() == [] and stranger.connected_peers() == []
+            # The listener finishes its side first; the dialer's refusal then ends it.
+            await wait_until(lambda: stranger.connected_peers() == [])
+            assert a.connected_peers() == []
 
     run(scenario)
 
@@ -207,7 +206,8 @@ def test_invalid_wrong_chain() -> None:
             b = await net.node()
             a = await net.node(peers=[b], chain_id="another-chain")
             await wait_until(lambda: b.counters.refused["wrong_chain"] >= 1)
-            await wait_until(lambda: a.counters.refused["wrong_chain"] >= 1)
+            # The listener says why in its log; a dialer is told nothing.
+            await wait_until(lambda: a.counters.refused["closed"] >= 1)
             assert b.connected_peers() == [] and a.connected_peers() == []
 
     run(scenario)
@@ -220,11 +220,8 @@ def test_invalid_forged_signature() -> None:
             victim = net.key()
             forger = PrivateKey.generate()
             with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
-                async with raw_session(b.listen_port, forger, claimed=victim.public_key) as (
-                    reader,
-                    _,
-                ):
-                    await reader.readexactly(1)
+                async with forged_dial(b.listen_port, victim.public_key, forger, CHAIN) as raw:
+                    await raw.reader.readexactly(1)
             await wait_until(lambda: b.counters.refused["bad_signature"] == 1)
             assert b.connected_peers() == []
 
@@ -270,23 +267,23 @@ def test_invalid_junk_frames_dropped_node_keeps_serving() -> None:
             b = await net.node(params=params, on_message=router)
             a = await net.node(peers=[b])
             rogue = net.key()
-            async with raw_session(b.listen_port, rogue) as (_, writer):
-                writer.write(frame_of(b"\xc1\xc1\xc1"))  # not msgpack
-                writer.write(frame_of(b"\x92\x10"))  # truncated msgpack
-                writer.write((8000).to_bytes(4, "big") + b"z" * 8000)  # oversize
-                writer.write(b"\x00\x00\x00\x00")  # empty
-                writer.write(frame_of(pack([MSG, 1, 2])))  # wrong shape
-                writer.write(frame_of(pack(["type", 1])))  # type not an int
-                writer.write(frame_of(pack([-1, 1])))  # negative type
-                writer.write(frame_of(pack([MSG, 1]) + b"\x00"))  # trailing bytes
-                writer.write(frame_of(pack({"a": 1})))  # a map
-                writer.write(encode_frame(MSG + 7, 1, 4096))  # no handler registered
-                writer.write(encode_frame(MSG_HELLO, 1, 4096))  # handshake after handshake
-                writer.write(encode_frame(MSG, "still here", 4096))
-                await writer.drain()
+            async with raw_session(b.listen_port, rogue) as raw:
+                for body in (
+                    b"\xc1\xc1\xc1",  # not msgpack
+                    b"\x92\x10",  # truncated msgpack
+                    b"",  # empty
+                    pack([MSG, 1, 2]),  # wrong shape
+                    pack(["type", 1]),  # type not an int
+                    pack([-1, 1]),  # negative type
+                    pack([MSG, 1]) + b"\x00",  # trailing bytes
+                    pack({"a": 1}),  # a map
+                    encode_body(MSG + 7, 1, 4096),  # no handler registered
+                    encode_body(MSG_HELLO, 1, 4096),  # handshake after handshake
+                    encode_body(MSG, "still here", 4096),
+                ):
+                    await raw.send_body(body)
                 await wait_until(lambda: got == [(rogue.public_key, "still here")])
-                assert sum(b.counters.dropped.values()) == 11
-                assert b.counters.dropped["oversize"] == 1
+                assert sum(b.counters.dropped.values()) == 10
                 assert b.counters.dropped["unknown_type"] == 1
                 assert b.counters.dropped["protocol"] == 1
                 # The honest peer is served throughout.
@@ -303,13 +300,13 @@ def test_invalid_too_many_bad_frames_disconnects() -> None:
             b = await net.node(params=P2PParams(max_bad_frames=5))
             a = await net.node(peers=[b])
             rogue = net.key()
-            async with raw_session(b.listen_port, rogue) as (reader, writer):
+            async with raw_session(b.listen_port, rogue) as raw:
                 await wait_until(lambda: len(b.connected_peers()) == 2)
-                writer.write(frame_of(b"\xc1") * 5)
-                await writer.drain()
+                for _ in range(5):
+                    await raw.send_body(b"\xc1")
                 await wait_until(lambda: rogue.public_key not in b.connected_peers())
                 assert b.counters.disconnects["bad_frames"] == 1
-                assert await reader.read() == b""
+                assert await raw.reader.read() == b""
             assert b.connected_peers() == [a.public_key]
 
     run(scenario)
@@ -530,5 +527,123 @@ def test_invalid_failing_registry_refuses_without_killing_the_dialer() -> None:
             assert b.connected_peers() == []
             net.admitted = healthy
             await wait_until(lambda: b.connected_peers() == [a.public_key])
+
+    run(scenario)
+
+
+# The encrypted channel and what a stranger can spend.
+
+
+def test_invalid_tampered_or_injected_frames_end_the_session() -> None:
+    """A relay that forwards the real peers' bytes cannot add, replay or alter a frame:
+    each ends the session before anything reaches the node."""
+
+    async def scenario() -> None:
+        async with network() as net:
+            got: list[Any] = []
+            b = await net.node(on_message=lambda peer, t, p: got.append(p))
+            relay = TransparentRelay(b.listen_port)
+            relay_port = await relay.start()
+            try:
+                a = await net.node(peers=[relay_port])
+                await wait_until(lambda: b.connected_peers() == [a.public_key])
+                assert a.send(b.public_key, MSG, "through the relay")
+                await wait_until(lambda: got == ["through the relay"])
+                # Replay the last sealed frame the relay saw: its counter is spent.
+                await relay.inject(relay.seen_to_target[-1])
+                await wait_until(lambda: b.counters.dropped["bad_mac"] == 1)
+                await wait_until(lambda: b.counters.disconnects["bad_mac"] == 1)
+                assert got == ["through the relay"]
+                # The dialer reconnects through the relay; now a frame of the relay's own.
+                await wait_until(lambda: b.connected_peers() == [a.public_key])
+                relay.seen_to_target.clear()
+                await relay.inject((40).to_bytes(4, "big") + bytes(40))
+                await wait_until(lambda: b.counters.disconnects["bad_mac"] == 2)
+                assert got == ["through the relay"]
+            finally:
+                await relay.stop()
+
+    run(scenario)
+
+
+def test_invalid_oversize_sealed_frame_ends_the_session_unread() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node(params=P2PParams(max_frame_bytes=4096))
+            rogue = net.key()
+            async with raw_session(b.listen_port, rogue) as raw:
+                await wait_until(lambda: b.connected_peers() == [rogue.public_key])
+                await raw.send_raw((1 << 30).to_bytes(4, "big"))
+                await wait_until(lambda: b.counters.disconnects["oversize"] == 1)
+                assert b.connected_peers() == []
+
+    run(scenario)
+
+
+def test_invalid_old_protocol_peer_is_refused_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.listen_port)
+            try:
+                writer.write(old_protocol_hello(CHAIN, net.key(), 26656))
+                await writer.drain()
+                await wait_until(lambda: b.counters.refused["wrong_version"] == 1)
+                assert await reader.read() != b""  # our hello, then the hang-up
+            finally:
+                writer.transport.abort()
+            a = await net.node(peers=[b])
+            await wait_until(lambda: b.connected_peers() == [a.public_key])
+
+    with caplog.at_level("WARNING", logger="bakong.p2p"):
+        run(scenario)
+    assert any(
+        "wrong_version" in r.getMessage() and "protocol 1" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_invalid_handshake_caps_per_address_and_in_total() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            params = P2PParams(
+                handshake_timeout=1.0,
+                max_pending_handshakes=6,
+                max_pending_handshakes_per_address=4,
+            )
+            b = await net.node(params=params)
+            silent = [await asyncio.open_connection("127.0.0.1", b.listen_port) for _ in range(6)]
+            try:
+                await wait_until(lambda: b.counters.refused["too_many_handshakes"] == 2)
+                # From another loopback address: only the total cap is left (2 more).
+                others = [
+                    await asyncio.open_connection(
+                        "127.0.0.1", b.listen_port, local_addr=("127.0.0.2", 0)
+                    )
+                    for _ in range(3)
+                ]
+                await wait_until(lambda: b.counters.refused["too_many_handshakes"] == 3)
+                # The deadline frees the slots; an honest peer then gets in.
+                await wait_until(lambda: b.counters.refused["timeout"] == 6)
+                a = await net.node(peers=[b])
+                await wait_until(lambda: b.connected_peers() == [a.public_key])
+            finally:
+                for _, writer in silent + others:
+                    writer.transport.abort()
+
+    run(scenario)
+
+
+def test_invalid_huge_first_frames_are_not_read() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node()
+            writers = await flood_unauthenticated(b.listen_port, 10, 16 << 20)
+            try:
+                await wait_until(lambda: b.counters.refused["malformed_hello"] == 10)
+                # Nothing close to 160 MiB was taken in: the node hung up at the header.
+                assert b.counters.bytes_in == 0
+            finally:
+                for writer in writers:
+                    writer.transport.abort()
 
     run(scenario)
