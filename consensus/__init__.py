@@ -4,6 +4,9 @@ The node constructs a state with `new_state(Context(...), height, restored_sign_
 feeds `Start()` and then every peer message, timeout and built block through `step`,
 and runs the returned actions in order (persist, send, apply).
 
+`check_proposal(state, proposal)` is the machine's own check of a proposal's height,
+round, proposer and signature: the node runs it before it touches the proposal's block.
+
 Messages for another height are dropped (counted as `wrong_height`): like peers' gossip,
 the node keeps those for the next height and feeds them again after `Decide`. After a
 restart the machine may re-send a stored proposal instead of the block just built, so
@@ -30,7 +33,7 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
-from consensus.machine import new_state, step
+from consensus.machine import check_proposal, new_state, step
 from consensus.messages import (
     NIL,
     Proposal,
@@ -76,6 +79,7 @@ __all__ = [
     "Vote",
     "VoteReceived",
     "VoteType",
+    "check_proposal",
     "new_state",
     "sign_proposal",
     "sign_vote",

@@ -118,27 +118,39 @@ def on_proposal_value(state: ConsensusState, event: ProposalValue, out: Actions)
     return propose(state, event.block_hash, -1, out)
 
 
-def on_proposal(state: ConsensusState, event: ProposalReceived, out: Actions) -> ConsensusState:
-    proposal = event.proposal
+def check_proposal(state: ConsensusState, proposal: Proposal) -> str | None:
+    """Why `proposal` is dropped (a stable reason), or None if its height, round, proposer
+    and signature pass. Shared with the node, which runs it before it decodes, judges or
+    executes the proposal's block: nothing from a peer is executed before its sender and
+    signature are checked."""
     # only the current height is decided here
     if proposal.height != state.height:
-        return count_drop(state, "wrong_height")
+        return "wrong_height"
     # a bounded window of future rounds keeps the log bounded
     if proposal.round > state.round + state.context.params.max_rounds_ahead:
-        return count_drop(state, "far_round")
+        return "far_round"
     # only proposer(h, round) proposes in a round
     if (
         proposal.proposer
         != state.validators.get_proposer(proposal.height, proposal.round).public_key
     ):
-        return count_drop(state, "not_proposer")
+        return "not_proposer"
+    # the proposer really signed it
+    if not proposal.is_signed_by_proposer(state.context.chain_id):
+        return "bad_signature"
+    return None
+
+
+def on_proposal(state: ConsensusState, event: ProposalReceived, out: Actions) -> ConsensusState:
+    proposal = event.proposal
+    # height, round window, proposer and signature
+    reason = check_proposal(state, proposal)
+    if reason is not None:
+        return count_drop(state, reason)
     known = [received.proposal for received in state.log.get_proposals(proposal.round)]
     # the same proposal again
     if any(is_same_proposal(other, proposal) for other in known):
         return count_drop(state, "duplicate")
-    # the proposer really signed it
-    if not proposal.is_signed_by_proposer(state.context.chain_id):
-        return count_drop(state, "bad_signature")
     # a second, different proposal for the round is evidence
     if known:
         out.append(Evidence(known[0], proposal))

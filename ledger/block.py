@@ -1,8 +1,10 @@
 """Blocks, their headers and commit certificates, with one canonical encoding each.
 
-A header commits to its transactions through a binary Merkle root over tx hashes and to
-the state after the block through the incremental state hash. A `Commit` is the 2f+1
-precommit signatures that decided a block; it is stored with the block it commits.
+A header commits to its transactions through a binary Merkle root over the txs' wire
+hashes (each whole signed tx, signatures included: one header names one exact list of
+signed txs) and to the state after the block through the incremental state hash. A
+`Commit` is the 2f+1 precommit signatures that decided a block; it is stored with the
+block it commits.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from ledger.crypto import sha256
 from ledger.ids import is_bank_code
 from ledger.tx import SignedTx
 
-COMMIT_VERSION = BLOCK_VERSION
+# Version 1 of the commit format; blocks are at version 2 since the tx root covers
+# signatures, commits did not change.
+COMMIT_VERSION = 1
 MAX_COMMIT_SIGNATURES = 1024
 MAX_ROUND = 2**32 - 1
 MAX_HEIGHT = 2**63 - 1
@@ -50,7 +54,8 @@ _NODE = b"\x01"
 
 
 def compute_tx_root(tx_hashes: Sequence[bytes]) -> bytes:
-    """Binary Merkle root over tx hashes (RFC 6962 leaf/node prefixes, odd node promoted).
+    """Binary Merkle root over tx wire hashes (RFC 6962 leaf/node prefixes, odd node
+    promoted); callers pass `tx.wire_hash`, never the body hash.
 
     The prefixes keep a leaf from ever passing for an inner node, and promoting (not
     duplicating) the odd node keeps two different lists from sharing a root.
@@ -160,8 +165,8 @@ class Block:
             for raw in expect_list(fields[1], None, "block txs")
         )
         txs = tuple(SignedTx.decode(raw) for raw in raw_txs)
-        # The body must be the one the header commits to.
-        if compute_tx_root([tx.hash for tx in txs]) != header.tx_root:
+        # The signed txs must be the ones the header commits to.
+        if compute_tx_root([tx.wire_hash for tx in txs]) != header.tx_root:
             fail("block tx root does not match its txs", "bad_tx_root")
         return _assemble_block(header, txs, raw_txs)
 
@@ -211,7 +216,7 @@ def build_block(
         height=height,
         time_ms=time_ms,
         prev_hash=prev_hash,
-        tx_root=compute_tx_root([tx.hash for tx in txs]),
+        tx_root=compute_tx_root([tx.wire_hash for tx in txs]),
         state_hash=state_hash,
         proposer=proposer,
         validator_set_hash=validator_set_hash,

@@ -22,4 +22,6 @@ CENTRAL_BANK_CODE: Final = "nbc"
 OPERATOR_NAME: Final = "admin"
 
 TX_VERSION: Final = 1
-BLOCK_VERSION: Final = 1
+# 2: the tx root commits to whole signed txs (wire hashes), not to bodies; a block of
+# version 1 is refused by the strict version check, never misread.
+BLOCK_VERSION: Final = 2

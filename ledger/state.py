@@ -84,6 +84,11 @@ class Account(NamedTuple):
     def encode(self) -> bytes:
         return pack([RECORD_VERSION, self.public_key, self.role, self.nonce, self.frozen])
 
+    def get_signing_keys(self) -> tuple[bytes, ...]:
+        """The keys that may sign for this account: its one key, none for a keyless one
+        (a collection so that multisig accounts fit `ledger.tx.check_signer_keys`)."""
+        return (self.public_key,) if self.public_key else ()
+
     @staticmethod
     def decode(data: bytes) -> Account:
         """Read for every account a block touches: a fast path for well-formed records,

@@ -3,8 +3,8 @@
 Written as an executable spec: each `process_*` runs its checks first (one comment each,
 raising a `LedgerError` with a stable code) and mutates last. `apply_tx` runs a tx on a
 journaled overlay and rolls it back on the first failure, so a rejected tx changes nothing.
-Signatures are checked before this module (`ledger.tx.check_tx_stateless`); here only
-the state decides.
+Signatures are verified before this module (`ledger.tx.is_signature_valid`, cached by
+wire hash); here the state decides, including which keys may sign for the signer.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from ledger.errors import (
     AccountFrozen,
     AlreadyPaid,
     BadNonce,
-    BadSignature,
     BankExists,
     Expired,
     FutureTx,
@@ -61,7 +60,7 @@ from ledger.kv import KeyValueReader
 from ledger.permissions import BANK_ROLE, get_role_permissions, is_permitted
 from ledger.references import is_single_use_reference
 from ledger.state import MAX_VALIDATORS, Account, Bank, State, Supply, ValidatorSet
-from ledger.tx import SignedTx, is_signed_by
+from ledger.tx import SignedTx, check_signer_keys
 
 VALIDATOR_CHANGE_DELAY = 2
 """A validator change committed in block h takes effect at height h + 2."""
@@ -412,9 +411,8 @@ def process_tx(state: State, ctx: BlockContext, tx: SignedTx) -> None:
     signer = state.get_account(body.signer)
     if signer is None:
         raise UnknownAccount(f"no account {body.signer}")
-    # The signer's own key is among the (already verified) signatures.
-    if not signer.public_key or not is_signed_by(tx, signer.public_key):
-        raise BadSignature(f"tx is not signed by the key of {body.signer}")
+    # Every (already verified) signature is by a key of the signer, and there is one.
+    check_signer_keys(tx, signer.get_signing_keys())
     # The signer is not frozen.
     if signer.frozen:
         raise AccountFrozen(f"account {body.signer} is frozen")

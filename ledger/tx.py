@@ -4,12 +4,19 @@ Wire form of a signed tx: `[version, body_bytes, [[public_key, signature], ...]]
 `body_bytes` is the canonical encoding of `[version, chain_id, signer, nonce, created_at,
 [command, ...], memo]`. Carrying the body as bytes lets the hash (`sha256(body_bytes)`)
 be computed once, straight from what arrived, without re-encoding.
+
+Two hashes, for two purposes:
+- `hash` = sha256(body_bytes), the tx id: what signers sign, what clients look up, what
+  replay protection, the tx index and the mempool are keyed by. It does NOT cover the
+  signatures, so it never names a verdict about them.
+- `wire_hash` = sha256(encode()), the whole signed tx (body, every key, every signature):
+  what a block's tx root commits to and what the cache of verified signatures is keyed by.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 from ledger.codec import (
@@ -111,28 +118,35 @@ class TxSignature:
             raise MalformedTx(f"signature: signature must be {SIGNATURE_SIZE} bytes")
 
 
+def _encode_signed(body_bytes: bytes, signatures: tuple[TxSignature, ...]) -> bytes:
+    return pack([TX_VERSION, body_bytes, [[s.public_key, s.signature] for s in signatures]])
+
+
 @dataclass(frozen=True, slots=True)
 class SignedTx:
-    """A body and its signatures. `hash` is sha256 of the canonical body bytes, computed
-    once at construction (or taken from the decoded bytes) and never again."""
+    """A body and its signatures. `hash` (the tx id, body only) and `wire_hash` (the whole
+    signed tx) are computed once at construction (or from the decoded bytes), never again."""
 
     body: TxBody
     signatures: tuple[TxSignature, ...]
     body_bytes: bytes = field(init=False, repr=False, compare=False)
     hash: bytes = field(init=False, repr=False, compare=False)
+    wire_hash: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.body, TxBody):
             raise MalformedTx("body: expected a TxBody")
         if not isinstance(self.signatures, tuple) or len(self.signatures) > MAX_SIGNATURES:
             raise MalformedTx(f"signatures: expected a tuple of at most {MAX_SIGNATURES}")
+        if not all(isinstance(s, TxSignature) for s in self.signatures):
+            raise MalformedTx("signatures: expected TxSignature items")
         body_bytes = self.body.encode()
         object.__setattr__(self, "body_bytes", body_bytes)
         object.__setattr__(self, "hash", sha256(body_bytes))
+        object.__setattr__(self, "wire_hash", sha256(_encode_signed(body_bytes, self.signatures)))
 
     def encode(self) -> bytes:
-        sigs = [[s.public_key, s.signature] for s in self.signatures]
-        return pack([TX_VERSION, self.body_bytes, sigs])
+        return _encode_signed(self.body_bytes, self.signatures)
 
     @staticmethod
     def decode(data: bytes) -> SignedTx:
@@ -149,16 +163,21 @@ class SignedTx:
             fail(f"tx: {exc}", "invalid_field")
         if pack(body_obj) != body_bytes or pack(outer) != data:
             fail("tx: not the canonical encoding", "non_canonical")
-        return _assemble(body, signatures, body_bytes)
+        # `data` is the canonical encoding: its hash is the wire hash.
+        return _assemble(body, signatures, body_bytes, data)
 
 
-def _assemble(body: TxBody, signatures: tuple[TxSignature, ...], body_bytes: bytes) -> SignedTx:
-    """Build a SignedTx from already-checked canonical parts, skipping the re-encode."""
+def _assemble(
+    body: TxBody, signatures: tuple[TxSignature, ...], body_bytes: bytes, encoded: bytes
+) -> SignedTx:
+    """Build a SignedTx from already-checked canonical parts (`encoded` is the canonical
+    signed-tx encoding), skipping the re-encode of the body."""
     tx = object.__new__(SignedTx)
     object.__setattr__(tx, "body", body)
     object.__setattr__(tx, "signatures", signatures)
     object.__setattr__(tx, "body_bytes", body_bytes)
     object.__setattr__(tx, "hash", sha256(body_bytes))
+    object.__setattr__(tx, "wire_hash", sha256(encoded))
     return tx
 
 
@@ -196,24 +215,35 @@ def sign_tx(body: TxBody, key: PrivateKey) -> SignedTx:
 
 def add_signature(tx: SignedTx, key: PrivateKey) -> SignedTx:
     signature = TxSignature(key.public_key, key.sign_root(compute_tx_signing_root(tx.hash)))
-    return _assemble(tx.body, (*tx.signatures, signature), tx.body_bytes)
+    signatures = (*tx.signatures, signature)
+    return _assemble(tx.body, signatures, tx.body_bytes, _encode_signed(tx.body_bytes, signatures))
 
 
 def is_signature_valid(tx: SignedTx) -> bool:
     """True if the tx has at least one signature and every one verifies. The expensive
-    part of admission: nodes cache its verdict by tx hash."""
+    part of admission: nodes cache its verdict by `wire_hash` (never by the body hash,
+    which does not cover the signatures)."""
     if not tx.signatures:
         return False
     root = compute_tx_signing_root(tx.hash)
     return all(verify_root(s.public_key, root, s.signature) for s in tx.signatures)
 
 
-_get_public_key = attrgetter("public_key")
-
-
-def is_signed_by(tx: SignedTx, public_key: bytes) -> bool:
-    """Whether `public_key` is among the signers (whose signatures are checked statelessly)."""
-    return public_key in map(_get_public_key, tx.signatures)
+def check_signer_keys(tx: SignedTx, registered_keys: Collection[bytes]) -> None:
+    """Every signature is by a key registered for the signer (`registered_keys`: one per
+    account today; a collection for multisig), at least one, no key twice. A valid
+    signature by any other key does not count: it makes the tx invalid. Checked before
+    any signature is verified, so a foreign key never costs a verification."""
+    keys = [s.public_key for s in tx.signatures]
+    # Signed at all.
+    if not keys:
+        raise BadSignature(f"tx {tx.hash.hex()}: no signature")
+    # No key signs twice.
+    if len(set(keys)) != len(keys):
+        raise BadSignature(f"tx {tx.hash.hex()}: a key signs twice")
+    # Only the signer's own keys sign.
+    if any(key not in registered_keys for key in keys):
+        raise BadSignature(f"tx {tx.hash.hex()}: signed by a key not registered for the signer")
 
 
 def check_tx_stateless(tx: SignedTx, chain_id: str) -> None:

@@ -37,7 +37,7 @@ from ledger.schema import (
 )
 from ledger.state import State, get_validator_set
 from ledger.transition import BlockContext, BlockResult, apply_block
-from ledger.tx import SignedTx
+from ledger.tx import SignedTx, is_signature_valid
 from node import messages as msg
 from node.config import ConsensusConfig
 from node.mempool import Mempool
@@ -353,9 +353,10 @@ class Engine:
         return validators.validators[index].name if index is not None else ""
 
     def _send_proposal(self, proposal: cs.Proposal) -> None:
-        """Peers already hold the txs (gossip): the proposal names them by hash. A peer
-        missing some asks for the full block (GET_PROPOSAL); a peer that (re)connects gets
-        the full block at once."""
+        """Peers already hold the txs (gossip): the proposal names them by body hash (their
+        mempool key). A peer missing some, or holding another signed variant of one (the
+        tx root, over wire hashes, then differs), asks for the full block (GET_PROPOSAL);
+        a peer that (re)connects gets the full block at once."""
         candidate = self.candidates.get(proposal.block_hash) or self._restore_proposed()
         if candidate is None or candidate.block.hash != proposal.block_hash:
             log.error("proposal for an unknown block %s", proposal.block_hash.hex()[:16])
@@ -394,7 +395,11 @@ class Engine:
         return candidate
 
     def _validate_block(self, block: Block, last_commit: Commit | None, live: bool) -> BlockResult:
-        """Every check a validator makes before prevoting a block; raises on the first."""
+        """Every check a validator makes before prevoting a block; raises on the first.
+        Execution comes before signature verification: `apply_tx` checks that every key
+        signing a tx is the signer's (on the state as of that tx), so no foreign key is
+        ever verified. The signatures verified here enter the shared cache only once the
+        whole block passed: nothing of an invalid block is remembered as verified."""
         header = block.header
         height = self.height + 1
         _require(header.chain_id == self.chain_id, "wrong_chain", "block of another chain")
@@ -416,12 +421,26 @@ class Engine:
             self._check_last_commit(header.last_commit_hash, last_commit, height)
         for tx in block.txs:
             _require(tx.body.chain_id == self.chain_id, "wrong_chain", "tx of another chain")
-            _require(self.mempool.verified.verify(tx), "bad_signature", "tx signature")
         ctx = BlockContext(self.chain_id, height, header.time_ms)
         result = apply_block(self.store, self._state_hash(height - 1), ctx, block.txs)
         _require(not any(r.code for r in result.results), "bad_tx", "a tx fails to apply")
         _require(result.state_hash == header.state_hash, "bad_state_hash", "state hash differs")
+        verified = self._verify_signatures(block.txs)
+        for wire_hash in verified:
+            self.mempool.verified.add(wire_hash)
         return result
+
+    def _verify_signatures(self, txs: tuple[SignedTx, ...]) -> list[bytes]:
+        """Verify every signature of the txs not in the cache (raises on the first that
+        fails); returns their wire hashes, for the caller to cache once the block is valid."""
+        cache = self.mempool.verified
+        fresh: list[bytes] = []
+        for tx in txs:
+            if tx.wire_hash in cache:
+                continue
+            _require(is_signature_valid(tx), "bad_signature", f"tx {tx.hash.hex()[:16]} signature")
+            fresh.append(tx.wire_hash)
+        return fresh
 
     def _check_last_commit(self, expected: bytes, last_commit: Commit | None, height: int) -> None:
         if height == 1:
@@ -536,11 +555,12 @@ class Engine:
         proposal = cs.Proposal.decode(raw_proposal)
         if not self._message_height(proposal.height, message):
             return
-        block = Block.decode(raw_block)
-        last_commit = Commit.decode(raw_last) if raw_last else None
-        if block.hash != proposal.block_hash:
-            log.warning("proposal names another block; dropped")
+        if not self._is_proposal_acceptable(proposal, message):
             return
+        block = Block.decode(raw_block)
+        if not self._is_proposed_header(proposal, block.header, message):
+            return
+        last_commit = Commit.decode(raw_last) if raw_last else None
         candidate = self._judge(block, raw_block, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
@@ -549,23 +569,60 @@ class Engine:
         proposal = cs.Proposal.decode(raw_proposal)
         if not self._message_height(proposal.height, message):
             return
+        if not self._is_proposal_acceptable(proposal, message):
+            return
         header = BlockHeader.decode(raw_header)
-        if header.hash != proposal.block_hash:
-            log.warning("compact proposal names another block; dropped")
+        if not self._is_proposed_header(proposal, header, message):
             return
         candidate = self.candidates.get(header.hash)
         if candidate is None:
             txs = [self.mempool.get(tx_hash) for tx_hash in hashes]
-            if any(tx is None for tx in txs):
+            held = [tx for tx in txs if tx is not None]
+            if len(held) != len(txs):
                 self._send(message.peer, msg.GET_PROPOSAL, header.hash)
                 return
-            if compute_tx_root(hashes) != header.tx_root:
-                log.warning("compact proposal: tx hashes do not match the header; dropped")
+            # The root is over wire hashes: a mismatch means a wrong list, or that this
+            # mempool holds another signed variant of a body. The full block tells.
+            if compute_tx_root([tx.wire_hash for tx in held]) != header.tx_root:
+                log.info("compact proposal: txs held here do not match the tx root; fetching")
+                self._send(message.peer, msg.GET_PROPOSAL, header.hash)
                 return
-            block = Block(header, tuple(tx for tx in txs if tx is not None))
+            block = Block(header, tuple(held))
             last_commit = Commit.decode(raw_last) if raw_last else None
             candidate = self._judge(block, None, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
+
+    def _is_proposal_acceptable(self, proposal: cs.Proposal, message: PeerMessage) -> bool:
+        """The machine's own proposal checks (height, round, proposer, signature), run
+        before the block is decoded, judged or executed."""
+        reason = "no_state" if self.state is None else cs.check_proposal(self.state, proposal)
+        if reason is None:
+            return True
+        self._drop_proposal(reason, message)
+        return False
+
+    def _is_proposed_header(
+        self, proposal: cs.Proposal, header: BlockHeader, message: PeerMessage
+    ) -> bool:
+        """The block is the one the proposal names, and a fresh proposal (valid round -1)
+        names its own signer as the block's proposer. (A re-proposal carries the valid
+        value, a block an earlier round's proposer may have built.)"""
+        if header.hash != proposal.block_hash:
+            self._drop_proposal("wrong_block", message)
+            return False
+        if proposal.valid_round == -1:
+            validators = self.get_validators(proposal.height)
+            index = validators.get_index(proposal.proposer)
+            name = validators.validators[index].name if index is not None else None
+            if header.proposer != name:
+                self._drop_proposal("wrong_block_proposer", message)
+                return False
+        return True
+
+    def _drop_proposal(self, reason: str, message: PeerMessage) -> None:
+        self.dropped_messages += 1
+        self.metrics.drop_proposal(reason)
+        log.info("dropped proposal from peer %s: %s", message.peer.hex()[:16], reason)
 
     def _on_get_proposal(self, message: PeerMessage) -> None:
         block_hash = msg.parse_get_proposal(message.payload)

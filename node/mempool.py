@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ledger import chain, schema
-from ledger.errors import LedgerError
+from ledger.errors import BadSignature, LedgerError
 from ledger.kv import KeyValueStore
 from ledger.state import Account, State
 from ledger.transition import BlockContext, apply_tx
-from ledger.tx import SignedTx, is_signature_valid, is_signed_by
+from ledger.tx import SignedTx, check_signer_keys, is_signature_valid
 
 log = logging.getLogger("bakong.mempool")
 
@@ -43,26 +43,35 @@ class PendingTx:
 
 
 class VerifiedCache:
-    """Hashes of txs whose signatures this node already checked: each is verified once."""
+    """Wire hashes of signed txs whose signatures this node already verified: each is
+    verified once. Keyed by `tx.wire_hash`, which covers the body and every key and
+    signature (the body hash covers no signature: keyed by it, one verified variant would
+    pass every other). Bounded: the oldest entries go first."""
 
     def __init__(self, capacity: int = 500_000) -> None:
         self._hashes: OrderedDict[bytes, None] = OrderedDict()
         self._capacity = capacity
 
-    def __contains__(self, tx_hash: bytes) -> bool:
-        return tx_hash in self._hashes
+    def __len__(self) -> int:
+        return len(self._hashes)
 
-    def add(self, tx_hash: bytes) -> None:
-        self._hashes[tx_hash] = None
+    def __contains__(self, wire_hash: bytes) -> bool:
+        return wire_hash in self._hashes
+
+    def add(self, wire_hash: bytes) -> None:
+        self._hashes[wire_hash] = None
         if len(self._hashes) > self._capacity:
             self._hashes.popitem(last=False)
 
     def verify(self, tx: SignedTx) -> bool:
-        if tx.hash in self._hashes:
+        """Whether every signature of `tx` verifies; a yes is remembered. Only for a tx
+        that is judged on its own (admission): a block's txs are added once the whole
+        block is valid."""
+        if tx.wire_hash in self._hashes:
             return True
         if not is_signature_valid(tx):
             return False
-        self.add(tx.hash)
+        self.add(tx.wire_hash)
         return True
 
 
@@ -85,7 +94,7 @@ class Mempool:
         self._nonce_window = nonce_window
         self._ttl_ms = tx_ttl_ms
         self._skew_ms = max_clock_skew_ms
-        self.verified = verified or VerifiedCache()
+        self.verified = verified if verified is not None else VerifiedCache()
         self._txs: dict[bytes, PendingTx] = {}
         self._by_signer: dict[str, dict[int, bytes]] = {}
         self._rejected: OrderedDict[bytes, str] = OrderedDict()
@@ -134,8 +143,11 @@ class Mempool:
             raise MempoolError("bad_nonce", f"nonce {body.nonce} is too far ahead")
         if body.nonce in self._by_signer.get(body.signer, {}):
             raise MempoolError("nonce_taken", f"a pending tx already uses nonce {body.nonce}", 409)
-        if not account.public_key or not is_signed_by(tx, account.public_key):
-            raise MempoolError("bad_signature", f"not signed by {body.signer}'s key")
+        # Only the signer's keys sign (checked before any signature is verified).
+        try:
+            check_signer_keys(tx, account.get_signing_keys())
+        except BadSignature as exc:
+            raise MempoolError("bad_signature", f"not signed by {body.signer}'s key") from exc
         if not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
 

@@ -46,9 +46,14 @@ class Metrics:
     block_interval: Histogram = field(default_factory=Histogram)
     commit_latency: Histogram = field(default_factory=Histogram)
     synced_blocks: int = 0
+    # Peers' proposals dropped before their block was looked at, by reason.
+    dropped_proposals: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, code: str) -> None:
         self.refused_txs[code] = self.refused_txs.get(code, 0) + 1
+
+    def drop_proposal(self, reason: str) -> None:
+        self.dropped_proposals[reason] = self.dropped_proposals.get(reason, 0) + 1
 
 
 def _escape(value: str) -> str:
@@ -104,6 +109,13 @@ def render(
         merged[code] = merged.get(code, 0) + n
     for code, n in sorted(merged.items()):
         out.append(f'bakong_rejected_txs_total{{code="{_escape(code)}"}} {n}')
+    out.append(
+        "# HELP bakong_dropped_proposals_total Peers' proposals dropped before their block "
+        "was judged, by reason."
+    )
+    out.append("# TYPE bakong_dropped_proposals_total counter")
+    for reason, n in sorted(metrics.dropped_proposals.items()):
+        out.append(f'bakong_dropped_proposals_total{{reason="{_escape(reason)}"}} {n}')
     out.append("# HELP bakong_p2p_events_total Peer-to-peer events, by kind.")
     out.append("# TYPE bakong_p2p_events_total counter")
     for kind, n in sorted(p2p_counters.items()):

@@ -214,6 +214,14 @@ def test_poisoned_cache_then_zero_signature_never_commits(net: Net) -> None:
 
     asyncio.run(attack())
     for name in net.validators:
+        # Each junk proposal was dropped before its block ran (its signer is no proposer).
+        wait_for(
+            lambda name=name: (
+                'bakong_dropped_proposals_total{reason="not_proposer"} 1' in net.metrics(name)
+            ),
+            10,
+            f"the junk proposal dropped on {name}",
+        )
         code, body = net.submit(name, forged)
         assert code == 400 and body["error"]["code"] == "bad_signature", (name, body)
     net.up()

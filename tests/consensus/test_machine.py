@@ -33,6 +33,7 @@ from consensus import (
     Vote,
     VoteReceived,
     VoteType,
+    check_proposal,
     new_state,
     sign_proposal,
     sign_vote,
@@ -403,6 +404,22 @@ def test_invalid_proposal_signature() -> None:
     forged = replace(proposal(0), block_hash=B)
     state, actions = feed(make_state(), ProposalReceived(forged, True))
     assert actions == [] and state.dropped == {"bad_signature": 1}
+
+
+def test_check_proposal_is_the_machines_own_check() -> None:
+    # the node runs check_proposal before it touches a block: same reasons as on_proposal
+    cases = [
+        (proposal(0), None),
+        (proposal(0, height=2), "wrong_height"),
+        (proposal(11), "far_round"),
+        (sign_proposal(KEYS[2], CHAIN_ID, 1, 0, A, -1), "not_proposer"),
+        (replace(proposal(0), block_hash=B), "bad_signature"),
+        (sign_proposal(KEYS[1], "other-chain", 1, 0, A, -1), "bad_signature"),
+    ]
+    for message, reason in cases:
+        assert check_proposal(make_state(), message) == reason
+        state, _ = feed(make_state(), ProposalReceived(message, True))
+        assert state.dropped == ({reason: 1} if reason else {})
 
 
 def test_invalid_proposal_for_other_height() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ledger.codec import pack
 from ledger.commands import Freeze, Issue, Transfer
 from ledger.crypto import sha256
 from ledger.state import ChainParams
 from ledger.transition import BlockContext, apply_block, apply_tx, compute_state_hash
+from ledger.tx import SignedTx, add_signature, is_signature_valid
 from tests.ledger.helpers import CHAIN_ID, Ledger, make_genesis, make_key, make_tx
 
 PAY = Transfer("alice@aclb", "bob@aclb", "KHR", 100)
@@ -85,6 +88,34 @@ def test_invalid_unknown_signer() -> None:
 def test_invalid_signed_by_another_key() -> None:
     ledger = Ledger()
     tx = ledger.sign("alice@aclb", PAY, key=make_key("bob@aclb"))
+    assert ledger.apply_tx(tx).code == "bad_signature"
+
+
+def test_invalid_extra_signature_by_another_key() -> None:
+    # the signer's key signs, and so does another (validly): every key must be the signer's
+    ledger = Ledger()
+    tx = add_signature(ledger.sign("alice@aclb", PAY), make_key("bob@aclb"))
+    assert is_signature_valid(tx)
+    assert ledger.apply_tx(tx).code == "bad_signature"
+    assert ledger.nonce("alice@aclb") == 0
+
+
+def test_invalid_unsigned() -> None:
+    ledger = Ledger()
+    tx = SignedTx(ledger.sign("alice@aclb", PAY).body, ())
+    assert ledger.apply_tx(tx).code == "bad_signature"
+
+
+def test_invalid_duplicate_signer_key() -> None:
+    ledger = Ledger()
+    tx = ledger.sign("alice@aclb", PAY)
+    assert ledger.apply_tx(replace(tx, signatures=tx.signatures * 2)).code == "bad_signature"
+
+
+def test_invalid_keyless_signer() -> None:
+    # dave@wing is custodial (no key): nothing signs for it, whatever key is used
+    ledger = Ledger()
+    tx = ledger.sign("dave@wing", Transfer("dave@wing", "carol@wing", "KHR", 1))
     assert ledger.apply_tx(tx).code == "bad_signature"
 
 

@@ -24,6 +24,7 @@ from ledger.block import (
 )
 from ledger.codec import pack, unpack
 from ledger.commands import Transfer
+from ledger.constants import BLOCK_VERSION
 from ledger.crypto import PrivateKey, sha256
 from ledger.errors import CodecError
 from ledger.tx import SignedTx, TxBody, sign_tx
@@ -141,6 +142,23 @@ def test_tx_root_duplicated_tail_differs() -> None:
     assert compute_tx_root(hashes) != compute_tx_root([*hashes, hashes[-1]])
 
 
+def test_tx_root_covers_signatures() -> None:
+    # same bodies, one signature differs: another root, another header, another block
+    block = make_block()
+    other_key = PrivateKey.from_seed(bytes(range(1, 33)))
+    resigned = (block.txs[0], sign_tx(block.txs[1].body, other_key), block.txs[2])
+    assert [tx.hash for tx in resigned] == [tx.hash for tx in block.txs]
+    other = make_block(txs=list(resigned))
+    assert other.header.tx_root != block.header.tx_root
+    assert other.hash != block.hash
+    assert block.header.tx_root == compute_tx_root([tx.wire_hash for tx in block.txs])
+    # a block whose header names one variant cannot carry the other
+    swapped = Block(block.header, resigned)
+    with pytest.raises(CodecError) as info:
+        Block.decode(swapped.encode())
+    assert info.value.code == "bad_tx_root"
+
+
 def test_invalid_tx_root() -> None:
     block = make_block()
     forged = Block(dataclasses.replace(block.header, tx_root=b"t" * 32), block.txs)
@@ -165,9 +183,11 @@ def test_invalid_proposer() -> None:
 
 def test_invalid_header_version() -> None:
     data = make_block().encode()
-    with pytest.raises(CodecError) as info:
-        Block.decode(reencode(data, lambda t: t[0].__setitem__(0, 2)))
-    assert info.value.code == "unknown_version"
+    # version 1 (a tx root over body hashes) included: an old block is refused, not misread
+    for version in (BLOCK_VERSION - 1, BLOCK_VERSION + 1):
+        with pytest.raises(CodecError) as info:
+            Block.decode(reencode(data, lambda t, v=version: t[0].__setitem__(0, v)))
+        assert info.value.code == "unknown_version"
 
 
 def test_invalid_height_zero() -> None:

@@ -1,4 +1,4 @@
-"""Transactions: body checks, signing, hash, strict decoding and stateless checks."""
+"""Transactions: body checks, signing, hashes, strict decoding, stateless and key checks."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from ledger.tx import (
     TxBody,
     TxSignature,
     add_signature,
+    check_signer_keys,
     check_tx_stateless,
     is_signature_valid,
-    is_signed_by,
     sign_tx,
 )
 from tests.ledger.helpers import CHAIN_ID, make_key
@@ -50,6 +50,7 @@ def test_basic() -> None:
     decoded = SignedTx.decode(data)
     assert decoded == tx
     assert decoded.hash == tx.hash == sha256(tx.body.encode())
+    assert decoded.wire_hash == tx.wire_hash == sha256(data)
     assert decoded.encode() == data
     assert is_signature_valid(decoded)
     check_tx_stateless(decoded, CHAIN_ID)
@@ -67,9 +68,63 @@ def test_signature_covers_domain_separated_root() -> None:
 def test_multisig() -> None:
     tx = add_signature(sign_tx(make_body(), ALICE), BOB)
     assert is_signature_valid(tx)
-    assert is_signed_by(tx, BOB.public_key) and is_signed_by(tx, ALICE.public_key)
+    assert [s.public_key for s in tx.signatures] == [ALICE.public_key, BOB.public_key]
     assert SignedTx.decode(tx.encode()) == tx
+    assert tx.wire_hash == sha256(tx.encode()) == SignedTx.decode(tx.encode()).wire_hash
     check_tx_stateless(tx, CHAIN_ID)
+    # a multisig account (registered keys: both) accepts it
+    check_signer_keys(tx, {ALICE.public_key, BOB.public_key})
+
+
+def test_wire_hash_covers_every_signature_and_key() -> None:
+    tx = sign_tx(make_body(), ALICE)
+    sig = tx.signatures[0]
+    variants = [
+        dataclasses.replace(tx, signatures=(TxSignature(sig.public_key, bytes(64)),)),
+        dataclasses.replace(tx, signatures=(TxSignature(BOB.public_key, sig.signature),)),
+        sign_tx(make_body(), BOB),
+        add_signature(tx, BOB),
+        SignedTx(make_body(), ()),
+    ]
+    # the body hash (tx id) is the same for all; the wire hash tells each apart
+    assert {v.hash for v in variants} == {tx.hash}
+    assert len({v.wire_hash for v in [tx, *variants]}) == len(variants) + 1
+    for v in variants:
+        assert v.wire_hash == sha256(v.encode()) == SignedTx.decode(v.encode()).wire_hash
+
+
+def test_check_signer_keys_basic() -> None:
+    check_signer_keys(sign_tx(make_body(), ALICE), (ALICE.public_key,))
+
+
+def test_invalid_signer_keys_extra_signature_by_another_key() -> None:
+    # BOB's signature is valid, but BOB is not a key of the signer: it makes the tx invalid
+    tx = add_signature(sign_tx(make_body(), ALICE), BOB)
+    assert is_signature_valid(tx)
+    with pytest.raises(BadSignature):
+        check_signer_keys(tx, (ALICE.public_key,))
+
+
+def test_invalid_signer_keys_only_another_key() -> None:
+    with pytest.raises(BadSignature):
+        check_signer_keys(sign_tx(make_body(), BOB), (ALICE.public_key,))
+
+
+def test_invalid_signer_keys_no_signature() -> None:
+    with pytest.raises(BadSignature):
+        check_signer_keys(SignedTx(make_body(), ()), (ALICE.public_key,))
+
+
+def test_invalid_signer_keys_duplicate_key() -> None:
+    tx = sign_tx(make_body(), ALICE)
+    doubled = dataclasses.replace(tx, signatures=tx.signatures * 2)
+    with pytest.raises(BadSignature):
+        check_signer_keys(doubled, (ALICE.public_key,))
+
+
+def test_invalid_signer_keys_keyless_account() -> None:
+    with pytest.raises(BadSignature):
+        check_signer_keys(sign_tx(make_body(), ALICE), ())
 
 
 def test_hash_changes_with_every_field() -> None:

@@ -10,8 +10,8 @@ from ledger import schema
 from ledger.commands import Freeze, Transfer
 from ledger.crypto import PrivateKey
 from ledger.transition import BlockContext
-from ledger.tx import SignedTx
-from node.mempool import Mempool, MempoolError
+from ledger.tx import SignedTx, TxSignature, add_signature
+from node.mempool import Mempool, MempoolError, VerifiedCache
 from tests.ledger.helpers import CHAIN_ID, Ledger, make_key, make_tx
 
 TTL_MS = 3_600_000
@@ -116,6 +116,52 @@ def test_invalid_signature_of_another_key() -> None:
     ledger = Ledger()
     forged = _pay(ledger, 0, key=make_key("mallory"))
     assert _refused(_mempool(ledger), forged, ledger.time_ms) == "bad_signature"
+
+
+def test_invalid_extra_signature_by_another_key() -> None:
+    # alice signs, and mallory adds a valid signature of her own: not alice's tx any more
+    ledger = Ledger()
+    extra = add_signature(_pay(ledger, 0), make_key("mallory"))
+    assert _refused(_mempool(ledger), extra, ledger.time_ms) == "bad_signature"
+
+
+def test_invalid_unsigned() -> None:
+    ledger = Ledger()
+    unsigned = SignedTx(_pay(ledger, 0).body, ())
+    assert _refused(_mempool(ledger), unsigned, ledger.time_ms) == "bad_signature"
+
+
+def test_invalid_poisoned_cache_never_admits_a_forged_signature() -> None:
+    # A body "signer = alice" signed by a throw-away key is verified (as a junk proposal's
+    # block would have it verified); alice's key with 64 zero bytes must still be refused.
+    ledger = Ledger()
+    mempool = _mempool(ledger)
+    evil = _pay(ledger, 0, amount=40_000, key=make_key("mallory"))
+    assert mempool.verified.verify(evil)
+    alice = make_key("alice@aclb").public_key
+    forged = SignedTx(evil.body, (TxSignature(alice, bytes(64)),))
+    assert forged.hash == evil.hash and forged.wire_hash != evil.wire_hash
+    assert _refused(mempool, forged, ledger.time_ms) == "bad_signature"
+    # nor with the throw-away key's valid signature riding along
+    riding = SignedTx(evil.body, (TxSignature(alice, bytes(64)), evil.signatures[0]))
+    assert _refused(mempool, riding, ledger.time_ms) == "bad_signature"
+    assert len(mempool) == 0
+    # alice's own signature of the same body is admitted
+    genuine = _pay(ledger, 0, amount=40_000)
+    assert mempool.add(genuine, genuine.encode(), ledger.time_ms) == evil.hash
+
+
+def test_verified_cache_is_keyed_by_wire_hash_and_bounded() -> None:
+    ledger = Ledger()
+    cache = VerifiedCache(capacity=3)
+    txs = [_pay(ledger, n) for n in range(5)]
+    for tx in txs:
+        assert cache.verify(tx)
+    assert len(cache) == 3
+    assert [tx.wire_hash in cache for tx in txs] == [False, False, True, True, True]
+    assert txs[4].hash not in cache
+    forged = SignedTx(txs[4].body, (TxSignature(txs[4].signatures[0].public_key, bytes(64)),))
+    assert not cache.verify(forged) and forged.wire_hash not in cache
 
 
 def test_invalid_frozen_signer() -> None:
