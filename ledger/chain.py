@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ledger.block import Block, BlockHeader, Commit, decode_block_header, decode_block_tx
-from ledger.errors import BlockError, GenesisMismatch, StoreError
+from ledger.errors import BlockError, CodecError, GenesisMismatch, StoreError, StoreFormatError
 from ledger.kv import KeyValueReader, KeyValueStore, WriteBatch
 from ledger.references import get_command_reference, get_lookup_key
 from ledger.schema import (
@@ -63,6 +63,7 @@ def init_chain(
             "to another chain (use a fresh data directory, or the genesis it was made with)"
         )
     if existing is not None:
+        check_block_format(store)
         return
     # Genesis may only seed state keys.
     _check_state_keys(changes)
@@ -162,6 +163,23 @@ def _write_references(batch: WriteBatch, block: Block) -> None:
                     get_lookup_key(reference), block.height, position, index
                 )
                 batch.put(key, tx.hash)
+
+
+def check_block_format(store: KeyValueReader) -> None:
+    """Refuse a store whose tip block this version cannot read (an older block format),
+    before anything misreads it."""
+    height = get_height(store)
+    raw = store.get(make_block_key(height)) if height > 0 else None
+    if raw is None:
+        return
+    try:
+        decode_block_header(raw)
+    except CodecError as exc:
+        raise StoreFormatError(
+            f"block {height} in the store is not in this version's format ({exc.message}); "
+            "it was written by another version of bakong-sim: start from a fresh data "
+            "directory (for a local testnet, `bakong testnet init --force`)"
+        ) from exc
 
 
 def is_initialized(store: KeyValueReader) -> bool:

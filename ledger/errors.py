@@ -138,5 +138,11 @@ class GenesisMismatch(StoreError):
     code = "genesis_mismatch"
 
 
+class StoreFormatError(StoreError):
+    """The store was written in a block format this version does not read."""
+
+    code = "store_format"
+
+
 class BlockError(LedgerError):
     code = "invalid_block"

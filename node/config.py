@@ -51,6 +51,11 @@ class P2PConfig:
     peers: tuple[str, ...] = ()
     max_frame_bytes: int = 16 * 1024 * 1024
     send_queue: int = 10_000
+    # Before a peer is authenticated: the deadline for its handshake, and how many
+    # handshakes may be in progress at once, in all and from one source address.
+    handshake_timeout_ms: int = 5_000
+    max_pending_handshakes: int = 64
+    max_pending_handshakes_per_address: int = 16
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ledger.errors import StoreError
 from node.app import create_app
 from node.config import NodeConfig, load_config
 
@@ -58,6 +59,12 @@ def run_node(config_path: Path) -> None:
         pass
     try:
         asyncio.run(serve(config))
+    except StoreError as exc:
+        # A store that cannot be used as it is (another chain, an older format): the
+        # message says what to do, no traceback.
+        logging.getLogger("bakong.node").error("node refused to start: %s: %s", exc.code, exc)
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        raise SystemExit(1) from None
     except Exception:
         logging.getLogger("bakong.node").exception("node stopped on an error")
         print(f"error: node_failed: see {config.log_path}", file=sys.stderr)

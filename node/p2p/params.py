@@ -36,7 +36,13 @@ class P2PParams:
 
     @staticmethod
     def from_config(config: P2PConfig) -> P2PParams:
-        return P2PParams(max_frame_bytes=config.max_frame_bytes, send_queue=config.send_queue)
+        return P2PParams(
+            max_frame_bytes=config.max_frame_bytes,
+            send_queue=config.send_queue,
+            handshake_timeout=config.handshake_timeout_ms / 1000,
+            max_pending_handshakes=config.max_pending_handshakes,
+            max_pending_handshakes_per_address=config.max_pending_handshakes_per_address,
+        )
 
 
 def compute_backoff(attempt: int, params: P2PParams, rng: random.Random) -> float:

@@ -145,22 +145,17 @@ def old_protocol_hello(chain_id: str, key: PrivateKey, listen_port: int | None =
     return plain_frame(pack([MSG_HELLO, [1, chain_id, key.public_key, listen_port, b"\x07" * 32]]))
 
 
-class ActiveRelay:
-    """A man in the middle: listens where a victim dials it, and for each connection
-    from the victim dials the target, running its own key exchange with both. It passes
-    the victim's auth (chain, key, signature) on to the target unchanged, which is all a
-    relay without the victim's key can do. Records what happened."""
+class _Listener:
+    """A server on 127.0.0.1 whose connection handlers are tasks it cancels on stop."""
 
-    def __init__(self, target_port: int, chain_id: str) -> None:
+    def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.chain_id = chain_id
         self.server: asyncio.Server | None = None
-        self.victim_auths = 0
-        self.target_outcomes: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
 
     async def start(self, port: int = 0) -> int:
-        self.server = await asyncio.start_server(self._on_victim, HOST, port)
+        self.server = await asyncio.start_server(self._on_client, HOST, port)
         bound: int = self.server.sockets[0].getsockname()[1]
         return bound
 
@@ -170,13 +165,34 @@ class ActiveRelay:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.transport.abort()
         if self.server is not None:
             await self.server.wait_closed()
 
-    def _on_victim(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._relay(reader, writer))
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class ActiveRelay(_Listener):
+    """A man in the middle: listens where a victim dials it, and for each connection
+    from the victim dials the target, running its own key exchange with both. It passes
+    the victim's auth (chain, key, signature) on to the target unchanged, which is all a
+    relay without the victim's key can do. Records what happened."""
+
+    def __init__(self, target_port: int, chain_id: str) -> None:
+        super().__init__(target_port)
+        self.chain_id = chain_id
+        self.victim_auths = 0
+        self.target_outcomes: list[str] = []
+
+    def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._spawn(self._relay(reader, writer))
 
     async def _relay(self, v_reader: asyncio.StreamReader, v_writer: asyncio.StreamWriter) -> None:
         t_writer: asyncio.StreamWriter | None = None
@@ -205,38 +221,15 @@ class ActiveRelay:
                 t_writer.transport.abort()
 
 
-class TransparentRelay:
+class TransparentRelay(_Listener):
     """A TCP proxy between a dialer and a listener that forwards every byte, and can be
     told to inject bytes into the stream toward the listener (a frame of its own, or a
     replayed one): it cannot read the session, and anything it adds must break it."""
 
     def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.server: asyncio.Server | None = None
-        self.to_target: list[asyncio.StreamWriter] = []
+        super().__init__(target_port)
+        self.to_target = self._writers
         self.seen_to_target: list[bytes] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    async def start(self, port: int = 0) -> int:
-        self.server = await asyncio.start_server(self._on_client, HOST, port)
-        bound: int = self.server.sockets[0].getsockname()[1]
-        return bound
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for writer in self.to_target:
-            writer.transport.abort()
-        if self.server is not None:
-            await self.server.wait_closed()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._spawn(self._connect(reader, writer))

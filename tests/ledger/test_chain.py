@@ -24,10 +24,12 @@ from ledger.chain import (
     is_initialized,
     save_commit,
 )
+from ledger.codec import pack
 from ledger.commands import Transfer
 from ledger.crypto import PrivateKey, sha256
-from ledger.errors import BlockError, GenesisMismatch, StoreError
+from ledger.errors import BlockError, GenesisMismatch, StoreError, StoreFormatError
 from ledger.kv import KeyValueStore
+from ledger.schema import make_block_key
 from ledger.store.leveldb import LevelDBStore
 from ledger.store.memory import MemoryStore
 from ledger.transition import BlockResult, TxResult
@@ -126,6 +128,21 @@ def test_invalid_genesis_mismatch(store: MemoryStore) -> None:
         init_chain(store, sha256(b"another"), GENESIS_STATE, sha256(b"state 0"))
     assert info.value.code == "genesis_mismatch"
     assert GENESIS.hex() in info.value.message
+
+
+def test_invalid_store_of_an_older_block_format(store: MemoryStore) -> None:
+    """A store written when blocks were version 1 (tx root over body hashes) is refused
+    when it is opened, with the way out in the message, before anything misreads it."""
+    block = commit_next(store, [make_tx(0)])
+    header = block.header.to_obj()
+    header[0] = 1
+    store.put(make_block_key(1), pack([header, list(block.tx_bytes)]))
+    before = snapshot(store)
+    with pytest.raises(StoreFormatError) as info:
+        init_chain(store, GENESIS, GENESIS_STATE, sha256(b"state 0"))
+    assert info.value.code == "store_format"
+    assert "block 1" in info.value.message and "fresh data directory" in info.value.message
+    assert snapshot(store) == before
 
 
 def test_invalid_genesis_chain_key() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from ledger.codec import pack
 from ledger.crypto import PrivateKey
+from node.config import P2PConfig
 from node.p2p import FIRST_APP_MESSAGE_TYPE, MessageRouter, P2PParams, PeerManager
 from node.p2p.framing import MSG_HELLO, encode_body
 from tests.attack.harness import (
@@ -647,3 +648,15 @@ def test_invalid_huge_first_frames_are_not_read() -> None:
                     writer.transport.abort()
 
     run(scenario)
+
+
+def test_pre_auth_bounds_come_from_the_node_config() -> None:
+    config = P2PConfig(
+        handshake_timeout_ms=1500, max_pending_handshakes=9, max_pending_handshakes_per_address=3
+    )
+    params = P2PParams.from_config(config)
+    assert params.handshake_timeout == 1.5
+    assert (params.max_pending_handshakes, params.max_pending_handshakes_per_address) == (9, 3)
+    defaults = P2PParams.from_config(P2PConfig())
+    assert defaults.handshake_timeout == P2PParams().handshake_timeout
+    assert defaults.max_pending_handshakes == P2PParams().max_pending_handshakes
