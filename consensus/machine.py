@@ -151,12 +151,12 @@ def on_proposal(state: ConsensusState, event: ProposalReceived, out: Actions) ->
     # the same proposal again
     if any(is_same_proposal(other, proposal) for other in known):
         return count_drop(state, "duplicate")
+    # a bounded number of them is kept (and reported: evidence once per step)
+    if len(known) >= MAX_MESSAGES_PER_STEP:
+        return count_drop(state, "equivocation")
     # a second, different proposal for the round is evidence
     if known:
         out.append(Evidence(known[0], proposal))
-    # a bounded number of them is kept
-    if len(known) >= MAX_MESSAGES_PER_STEP:
-        return count_drop(state, "equivocation")
     return replace(state, log=state.log.with_proposal(proposal, event.valid))
 
 
@@ -178,12 +178,12 @@ def on_vote(state: ConsensusState, vote: Vote, out: Actions) -> ConsensusState:
     # the validator really signed it
     if not vote.is_signed_by_validator(state.context.chain_id):
         return count_drop(state, "bad_signature")
+    # a bounded number of them is kept (and reported: evidence once per step)
+    if len(known) >= MAX_MESSAGES_PER_STEP:
+        return count_drop(state, "equivocation")
     # a second, different vote for the same step is evidence
     if known:
         out.append(Evidence(known[0], vote))
-    # a bounded number of them is kept
-    if len(known) >= MAX_MESSAGES_PER_STEP:
-        return count_drop(state, "equivocation")
     return replace(state, log=state.log.with_vote(index, vote))
 
 

@@ -160,6 +160,8 @@ NODE_REJECTED_PREFIX = b"n/rj/"
 SIGN_STATE_KEY = b"n/sign"
 PROPOSED_BLOCK_KEY = b"n/prop"
 EVIDENCE_PREFIX = b"n/ev/"
+IDEMPOTENCY_PREFIX = b"n/idk/"
+IDEMPOTENCY_ORDER_PREFIX = b"n/ido/"
 
 
 def make_mempool_key(tx_hash: bytes) -> bytes:
@@ -179,5 +181,25 @@ def make_proposed_block_key() -> bytes:
     return PROPOSED_BLOCK_KEY
 
 
-def make_evidence_key(height: int, index: int) -> bytes:
-    return EVIDENCE_PREFIX + encode_height(height) + index.to_bytes(4, "big")
+def make_evidence_key(height: int, round_: int, kind: int, validator: bytes) -> bytes:
+    """One record per (height, round, message kind, validator): a validator that
+    equivocates a thousand times in one step is recorded once. Sorted by height, so
+    old records are pruned from the front."""
+    return EVIDENCE_PREFIX + encode_height(height) + struct.pack(">IB", round_, kind) + validator
+
+
+def decode_evidence_height(key: bytes) -> int:
+    start = len(EVIDENCE_PREFIX)
+    return int.from_bytes(key[start : start + 8], "big")
+
+
+def make_idempotency_key(scope: str, key: str) -> bytes:
+    """A client's Idempotency-Key within `scope` (who pays); the scope is length-prefixed so
+    that one scope's keys never mix with a longer scope's."""
+    raw = scope.encode()
+    return IDEMPOTENCY_PREFIX + bytes([len(raw)]) + raw + key.encode()
+
+
+def make_idempotency_order_key(seq: int) -> bytes:
+    """The `seq`-th idempotency record written: iterating gives oldest first, for eviction."""
+    return IDEMPOTENCY_ORDER_PREFIX + encode_height(seq)

@@ -1,15 +1,20 @@
 """The HTTP API of a node (the contract in DESIGN.md), served by aiohttp.
 
 Errors are always `{"error": {"code", "message"}}` with a 4xx status and a stable code;
-nothing a client sends can produce a traceback or take the node down.
+nothing a client sends can produce a traceback or take the node down. Every number a
+client sends (heights, limits, cursors, wait_ms) goes through `parse_uint`: ASCII digits
+only, within the parameter's range, else 400 `bad_parameter` naming the parameter.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -18,14 +23,17 @@ from ledger import chain
 from ledger.block import Block
 from ledger.codec import expect_bytes, expect_list_max, unpack
 from ledger.commands import MAX_REFERENCE_BYTES, Transfer
+from ledger.constants import MAX_MEMO_BYTES
+from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.fx import get_published_rates
 from ledger.ids import bank_of, is_account_id, is_bank_code, parse_amount
 from ledger.references import get_lookup_key, is_khqr_md5
 from ledger.state import State
-from ledger.tx import TxBody, sign_tx
+from ledger.tx import SignedTx, TxBody, sign_tx
 from node import metrics as metrics_mod
 from node import views
+from node.idempotency import Record, is_idempotency_key
 from node.mempool import MempoolError
 from node.runtime import Node
 
@@ -34,6 +42,10 @@ log = logging.getLogger("bakong.api")
 NODE: web.AppKey[Node] = web.AppKey("node", Node)
 MAX_WAIT_MS = 60_000
 MAX_LIST = 1000
+MAX_UINT = 2**63 - 1
+MAX_POSITION = 2**32 - 1  # a tx's position in its block is stored in 4 bytes
+_UINT_RE = re.compile(r"[0-9]{1,19}")
+_HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class ApiError(Exception):
@@ -77,29 +89,32 @@ def _node(request: web.Request) -> Node:
     return request.app[NODE]
 
 
+def parse_uint(name: str, text: str, lo: int = 0, hi: int = MAX_UINT) -> int:
+    """The one parser of client numbers: ASCII digits only (no sign, space, exponent or
+    other scripts' digits), within [lo, hi] and never beyond 2**63-1."""
+    hi = min(hi, MAX_UINT)
+    if _UINT_RE.fullmatch(text) is None or not lo <= int(text) <= hi:
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer in [{lo}, {hi}]")
+    return int(text)
+
+
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer in [{lo}, {hi}]")
-    return int(raw)
+    return default if raw is None else parse_uint(name, raw, lo, hi)
 
 
 def _hash_param(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        value = b""
-    if len(value) != 32:
+    if _HASH_RE.fullmatch(text) is None:
         raise ApiError(400, "bad_hash", "expected a 64-character hex hash")
-    return value
+    return bytes.fromhex(text)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object. Read as bytes: a bogus charset in Content-Type, invalid
+    UTF-8, an integer of thousands of digits or deep nesting is bad JSON, not a crash."""
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError) as exc:
         raise ApiError(400, "bad_json", "request body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "expected a JSON object")
@@ -230,10 +245,10 @@ async def get_block(request: web.Request) -> web.Response:
     node = _node(request)
     ref = request.match_info["ref"]
     block: Block | None
-    if ref.isdigit():
-        block = chain.get_block(node.store, int(ref))
-    else:
+    if len(ref) == 64:  # a hash; a height has at most 19 digits
         block = chain.get_block_by_hash(node.store, _hash_param(ref))
+    else:
+        block = chain.get_block(node.store, parse_uint("height", ref))
     if block is None:
         raise ApiError(404, "not_found", f"no block {ref}")
     if request.query.get("view") == "hashes":
@@ -278,9 +293,10 @@ async def get_account_transactions(request: web.Request) -> web.Response:
     before = None
     if "before" in request.query:
         height_text, _, pos_text = request.query["before"].partition(":")
-        if not (height_text.isdigit() and pos_text.isdigit()):
-            raise ApiError(400, "bad_parameter", "before must be HEIGHT:POSITION")
-        before = (int(height_text), int(pos_text))
+        before = (
+            parse_uint("before height", height_text),
+            parse_uint("before position", pos_text, 0, MAX_POSITION),
+        )
     page = chain.get_account_history(node.store, account, limit, before)
     decimals = views.get_decimals(node.store)
     items = []
@@ -306,6 +322,24 @@ async def get_metrics(request: web.Request) -> web.Response:
         rejections=node.mempool.rejections_by_code,
         p2p_counters=_p2p_counters(node),
         evidence=node.engine.evidence_count,
+        mempool_queued=node.mempool.queued_count,
+        labelled={
+            "bakong_sync_replies_total": (
+                "Block sync replies and timeouts, by verdict.",
+                "verdict",
+                node.engine.sync_verdicts,
+            ),
+            "bakong_next_height_dropped_total": (
+                "Next-height messages not kept, by reason.",
+                "reason",
+                node.engine.dropped_future,
+            ),
+            "bakong_evidence_events_total": (
+                "Evidence of equivocation: stored, duplicates, dropped because full.",
+                "kind",
+                node.engine.evidence.summary().to_json(),
+            ),
+        },
     )
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
@@ -330,52 +364,188 @@ def _p2p_counters(node: Node) -> dict[str, int]:
 
 
 async def post_bank_transfer(request: web.Request) -> web.Response:
-    """The bank's back office pays for one of its custodial customers."""
+    """The bank's back office pays for one of its custodial customers.
+
+    Every field is checked before anything is signed, so a 400 never pays. With an
+    `Idempotency-Key` header (printable ASCII, 1-255 characters) a retry of the same request
+    (same from, to, asset, amount, memo and reference; wait_ms may differ) answers with the
+    first tx and its status read again (header `Idempotent-Replayed: true`) and never signs
+    again; the same key with another request is 409 `idempotency_conflict`. Keys survive a
+    restart; the node keeps the 100,000 most recent (older ones are forgotten). A concurrent
+    request with a key in use waits for the same tx: the key is recorded before any await.
+    """
     node = _node(request)
+    _check_bearer(node, request)
+    operator_key = node.operator_key
+    if operator_key is None:
+        raise ApiError(403, "no_operator_key", "this node holds no operator key")
+    key = _idempotency_key(request)
+    order = _parse_bank_transfer(node, await _json_body(request))
+    tx_hash, replayed, refusal = _pay_once(node, operator_key, key, order)
+    status = refusal or await node.wait_tx(tx_hash, order.wait_ms / 1000)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return web.json_response(
+        status or {"hash": tx_hash.hex(), "status": "pending", "height": None},
+        status=202,
+        headers=headers,
+    )
+
+
+def _check_bearer(node: Node, request: web.Request) -> None:
     token = node.config.api_token
     supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
+    # A header with bytes that are not UTF-8 arrives with surrogates: never a valid token.
+    if not token or not supplied.isascii():
         raise ApiError(401, "unauthorized", "a valid bearer token is required")
-    if node.operator_key is None:
-        raise ApiError(403, "no_operator_key", "this node holds no operator key")
-    body = await _json_body(request)
-    transfer = _parse_bank_transfer(node, body)
-    operator = f"admin@{node.config.bank}"
-    nonce = node.next_operator_nonce()
-    memo = body.get("memo", "")
-    if not isinstance(memo, str):
-        raise ApiError(400, "bad_request", "memo must be a string")
-    tx = sign_tx(
-        TxBody(1, node.chain_id, operator, nonce, node.clock_ms(), (transfer,), memo),
-        node.operator_key,
-    )
-    tx_hash = node.submit_tx(tx.encode())
-    node.operator_nonce = nonce + 1
-    wait_ms = body.get("wait_ms", 0)
-    if not isinstance(wait_ms, int) or not 0 <= wait_ms <= MAX_WAIT_MS:
-        raise ApiError(400, "bad_parameter", f"wait_ms must be an integer in [0, {MAX_WAIT_MS}]")
-    status = await node.wait_tx(tx_hash, wait_ms / 1000)
-    return web.json_response(status or {"hash": tx_hash.hex(), "status": "pending"}, status=202)
+    if not hmac.compare_digest(supplied.encode(), token.encode()):
+        raise ApiError(401, "unauthorized", "a valid bearer token is required")
 
 
-def _parse_bank_transfer(node: Node, body: dict[str, Any]) -> Transfer:
-    fields = [body.get(k) for k in ("from", "to", "asset", "amount")]
-    strings = [v for v in fields if isinstance(v, str)]
-    if len(strings) != len(fields):
-        raise ApiError(400, "bad_request", 'expected string fields "from", "to", "asset", "amount"')
-    source, target, asset, amount = strings
-    for account in (source, target):
-        if not is_account_id(account):
-            raise ApiError(400, "invalid_id", f"bad account id {account!r}")
+def _idempotency_key(request: web.Request) -> str | None:
+    values = request.headers.getall("Idempotency-Key", [])
+    if not values:
+        return None
+    if len(values) > 1 or not is_idempotency_key(values[0]):
+        raise ApiError(
+            400,
+            "bad_idempotency_key",
+            "Idempotency-Key must be one printable ASCII string of 1-255 characters",
+        )
+    return str(values[0])
+
+
+@dataclass(frozen=True, slots=True)
+class BankTransfer:
+    """A checked back-office request: everything its tx needs but the nonce and the time."""
+
+    transfer: Transfer
+    memo: str
+    wait_ms: int
+
+    def digest(self) -> bytes:
+        """sha256 of the canonical request: what is paid, in minor units (not wait_ms)."""
+        t = self.transfer
+        fields = [t.from_, t.to, t.asset, t.amount, t.reference, self.memo]
+        return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).digest()
+
+
+_BANK_TRANSFER_FIELDS = ("from", "to", "asset", "amount", "memo", "reference", "wait_ms")
+
+
+def _parse_bank_transfer(node: Node, body: dict[str, Any]) -> BankTransfer:
+    unknown = sorted(set(body) - set(_BANK_TRANSFER_FIELDS))
+    if unknown:
+        raise ApiError(
+            400, "unknown_field", f"unknown field {unknown[0]!r}; expected {_BANK_TRANSFER_FIELDS}"
+        )
+    source, target = _account_field(body, "from"), _account_field(body, "to")
     if bank_of(source) != node.config.bank:
         raise ApiError(403, "permission_denied", f"{source} is not a customer of this bank")
+    asset = _text_field(body, "asset", 16, None)
     record = State(node.store).get_asset(asset)
     if record is None:
         raise ApiError(400, "unknown_asset", f"unknown asset {asset!r}")
-    reference = body.get("reference", "")
-    if not isinstance(reference, str):
-        raise ApiError(400, "bad_request", "reference must be a string")
-    return Transfer(source, target, asset, parse_amount(amount, record.decimals), reference)
+    amount = _amount_field(body, record.decimals)
+    memo = _text_field(body, "memo", MAX_MEMO_BYTES, "")
+    reference = _text_field(body, "reference", MAX_REFERENCE_BYTES, "")
+    wait_ms = body.get("wait_ms", 0)
+    if type(wait_ms) is not int or not 0 <= wait_ms <= MAX_WAIT_MS:
+        raise ApiError(
+            400, "bad_parameter", f"wait_ms must be a JSON integer in [0, {MAX_WAIT_MS}]"
+        )
+    return BankTransfer(Transfer(source, target, asset, amount, reference), memo, wait_ms)
+
+
+def _text_field(body: dict[str, Any], name: str, max_bytes: int, default: str | None) -> str:
+    """A string field of at most `max_bytes` of UTF-8; required when `default` is None."""
+    value = body.get(name, default)
+    if not isinstance(value, str):
+        need = "a string" if default is not None else "a string and is required"
+        raise ApiError(400, "bad_request", f"{name} must be {need}")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate such as "\ud800" in the JSON
+        raise ApiError(400, "bad_request", f"{name} is not valid Unicode text") from exc
+    if size > max_bytes:
+        raise ApiError(400, "bad_request", f"{name} must be at most {max_bytes} UTF-8 bytes")
+    return value
+
+
+def _account_field(body: dict[str, Any], name: str) -> str:
+    account = _text_field(body, name, 64, None)
+    if not is_account_id(account):
+        raise ApiError(400, "invalid_id", f"bad account id {account!r}")
+    return account
+
+
+def _amount_field(body: dict[str, Any], decimals: int) -> int:
+    text = _text_field(body, "amount", 64, None)
+    if not text.isascii():  # parse_amount's \d would take other scripts' digits
+        raise ApiError(400, "invalid_amount", f"bad amount {text!r}: ASCII digits only")
+    amount = parse_amount(text, decimals)
+    if amount == 0:
+        raise ApiError(400, "invalid_amount", "amount must be more than zero")
+    return amount
+
+
+def _pay_once(
+    node: Node, operator_key: PrivateKey, key: str | None, order: BankTransfer
+) -> tuple[bytes, bool, dict[str, Any] | None]:
+    """(tx hash, replayed, refusal status): sign and submit `order` unless `key` already
+    paid for it. Synchronous on purpose: no other request runs between the key's lookup
+    and its record, so two requests with one key never both sign."""
+    scope = f"admin@{node.config.bank}"
+    if key is not None:
+        found = node.idempotency.get(scope, key)
+        if found is not None:
+            if found.digest != order.digest():
+                raise ApiError(
+                    409, "idempotency_conflict", "this Idempotency-Key was used for another request"
+                )
+            return found.tx_hash, True, _resubmit_if_lost(node, found)
+    tx = _sign(node, operator_key, order)
+    raw = tx.encode()
+    if key is not None:
+        node.idempotency.put(scope, key, order.digest(), tx.hash, raw)
+    try:
+        node.submit_tx(raw)
+    except MempoolError:
+        if key is not None:  # nothing was admitted: a retry may sign again
+            node.idempotency.discard(scope, key)
+        raise
+    node.operator_nonce = tx.body.nonce + 1
+    return tx.hash, False, None
+
+
+def _sign(node: Node, operator_key: PrivateKey, order: BankTransfer) -> SignedTx:
+    body = TxBody(
+        1,
+        node.chain_id,
+        f"admin@{node.config.bank}",
+        node.next_operator_nonce(),
+        node.clock_ms(),
+        (order.transfer,),
+        order.memo,
+    )
+    return sign_tx(body, operator_key)
+
+
+def _resubmit_if_lost(node: Node, record: Record) -> dict[str, Any] | None:
+    """A recorded tx this node no longer knows (a crash between record and submit, or a
+    rejection long forgotten) goes in again: the same signed tx, so it pays at most once.
+    Returns a rejected status if the mempool refuses it."""
+    if node.tx_status(record.tx_hash) is not None:
+        return None
+    try:
+        node.submit_tx(record.raw_tx)
+    except MempoolError as exc:
+        return {
+            "hash": record.tx_hash.hex(),
+            "status": "rejected",
+            "height": None,
+            "error": exc.code,
+        }
+    return None
 
 
 def add_routes(app: web.Application) -> None:

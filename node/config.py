@@ -32,6 +32,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from node.messages import compute_block_frame_bytes
+
 
 class ConfigError(Exception):
     code = "bad_config"
@@ -79,6 +81,12 @@ class MempoolConfig:
     capacity: int = 100_000
     # A signer may have at most this many pending txs beyond its committed nonce.
     nonce_window: int = 1000
+    # Txs behind a nonce gap wait until it fills, out of blocks and without waking the
+    # chain: at most this many per signer (beyond: `queue_full`), and this many of all
+    # signers together (beyond: `mempool_queue_full`; keep it well below `capacity`, so
+    # that txs that can execute always find room).
+    max_queued_per_signer: int = 64
+    max_queued: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +192,24 @@ def load_config(path: Path) -> NodeConfig:
     for required in ("name", "bank"):
         if required not in top:
             raise ConfigError(f"{required}: missing")
-    return NodeConfig(**top)
+    config = NodeConfig(**top)
+    check_config(config)
+    return config
+
+
+def check_config(config: NodeConfig) -> None:
+    """Settings that are each valid but do not work together are refused at load time."""
+    # A full block with its commit must fit one frame, or block sync can never send it.
+    needed = compute_block_frame_bytes(
+        config.consensus.max_block_bytes, config.consensus.max_block_txs
+    )
+    if needed > config.p2p.max_frame_bytes:
+        raise ConfigError(
+            f"consensus.max_block_bytes: a block of {config.consensus.max_block_bytes} bytes "
+            f"of txs ({config.consensus.max_block_txs} at most) needs a frame of {needed} "
+            f"bytes with its commit, over p2p.max_frame_bytes = {config.p2p.max_frame_bytes}; "
+            "lower the one or raise the other"
+        )
 
 
 def _toml_value(value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +26,10 @@ from ledger.block import (
     decode_block_header,
 )
 from ledger.crypto import PrivateKey
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, StoreError
 from ledger.kv import KeyValueStore
 from ledger.schema import (
-    EVIDENCE_PREFIX,
     make_block_key,
-    make_evidence_key,
     make_proposed_block_key,
     make_sign_state_key,
 )
@@ -40,13 +38,26 @@ from ledger.transition import BlockContext, BlockResult, apply_block
 from ledger.tx import SignedTx, is_signature_valid
 from node import messages as msg
 from node.config import ConsensusConfig
+from node.evidence import EvidencePool
+from node.inbox import FutureInbox, StepKey
 from node.mempool import Mempool
 from node.metrics import Metrics
+from node.sync import SyncParams, SyncTracker, Verdict, select_blocks
 
 log = logging.getLogger("bakong.engine")
 
 ZERO_HASH = b"\0" * 32
-SYNC_GRACE_S = 1.5
+# Proposals are executed for rounds up to this far above the current one (one per round);
+# the next height's messages are kept for its first rounds only.
+PROPOSAL_ROUNDS_AHEAD = 2
+FUTURE_MAX_ROUND = 2
+# A proposal's block can be no larger than this above the block limit (encoding slack).
+BLOCK_SLACK_BYTES = 64 * 1024
+
+
+class EngineFailure(Exception):
+    """Running the engine's own side effects failed (a store write, a commit): the node
+    cannot know where it stands and must stop; a restart recovers from the store."""
 
 
 @dataclass(slots=True)
@@ -77,6 +88,11 @@ class Wake:
 Send = Callable[[bytes, int, Any], bool]
 Broadcast = Callable[[int, Any], int]
 OnCommit = Callable[[Block, BlockResult], None]
+OnFatal = Callable[[BaseException], None]
+
+
+def _raise_fatal(exc: BaseException) -> None:
+    raise exc
 
 
 class Engine:
@@ -94,6 +110,8 @@ class Engine:
         on_commit: OnCommit,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         max_clock_skew_ms: int = 60_000,
+        on_fatal: OnFatal = _raise_fatal,
+        max_frame_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.store = store
         self.chain_id = chain_id
@@ -118,22 +136,33 @@ class Engine:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.state: cs.ConsensusState | None = None
         self.candidates: dict[bytes, Candidate] = {}
-        self.future: list[PeerMessage] = []
+        # The block judged for each round of this height: one per round is executed.
+        self.round_blocks: dict[int, bytes] = {}
+        self.future = FutureInbox()
         self.own_messages: list[tuple[int, Any]] = []
         self.idle = False
         self.deferred: list[cs.ScheduleTimeout] = []
         self.pending_request: cs.RequestProposal | None = None
         self.last_commit_ms = clock_ms()
-        self.sync_inflight_until = 0.0
-        self.peer_heights: dict[bytes, int] = {}
-        self.behind: tuple[int, float] = (0, 0.0)
+        self.max_frame_bytes = max_frame_bytes
+        self.sync = SyncTracker(
+            SyncParams(max_block_bytes=config.max_block_bytes, max_reply_bytes=max_frame_bytes)
+        )
+        self.sync_verdicts: dict[str, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._validator_cache: dict[int, cs.ValidatorSet] = {}
         self._tip = self._read_tip()
         self.dropped_messages = 0
-        self.evidence_count = sum(1 for _ in store.iterate(EVIDENCE_PREFIX))
+        self.dropped_future: dict[str, int] = {}
+        self.evidence = EvidencePool(store)
+        self._on_fatal = on_fatal
+        self.failure: BaseException | None = None
 
     # Queries.
+    @property
+    def evidence_count(self) -> int:
+        return self.evidence.stored
+
     @property
     def height(self) -> int:
         """Height of the last committed block."""
@@ -158,16 +187,32 @@ class Engine:
 
     # Lifecycle.
     async def run(self) -> None:
-        self._enter_height(restored=True)
+        """Take one event at a time and run it, with every action it causes, to the end
+        before the next. An error in the engine's own side effects (store, commit) stops
+        the engine and reports it (`on_fatal`); an error in one peer message drops it."""
+        try:
+            self._enter_height(restored=True)
+        except Exception as exc:
+            self._fail(exc)
+            return
         while True:
             event = await self.queue.get()
             try:
                 self._handle(event)
+            except (EngineFailure, StoreError, OSError) as exc:
+                self._fail(exc)
+                return
             except LedgerError as exc:  # a malformed message from a peer: drop it
                 self.dropped_messages += 1
                 log.warning("dropped %s: %s: %s", _describe(event), exc.code, exc.message)
             except Exception:  # one bad event must never stop consensus
                 log.exception("error handling %s", _describe(event))
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failure = exc
+        self.stop()
+        log.critical("consensus stopped: %s: %s", type(exc).__name__, exc)
+        self._on_fatal(exc)
 
     def stop(self) -> None:
         for timer in self._timers:
@@ -178,8 +223,9 @@ class Engine:
         self.queue.put_nowait(event)
 
     def wake(self) -> None:
-        """Called when txs arrive; cheap when not idle."""
-        if self.idle or self.pending_request is not None:
+        """Called when txs arrive; cheap when not idle. Txs behind a nonce gap cannot go
+        into a block, so they wake nothing."""
+        if self.mempool.has_executable() and (self.idle or self.pending_request is not None):
             self.submit(Wake())
 
     # Event dispatch.
@@ -194,13 +240,24 @@ class Engine:
             self._try_propose()
         elif isinstance(event, _StatusTick):
             self._broadcast(msg.STATUS, [self.height, self._tip_hash()])
+            self._request_sync()  # deadlines and the one-block grace move on with time
+        elif isinstance(event, PeerGone):
+            self.sync.forget(event.peer)
+        elif isinstance(event, _EnterHeight) and self.state is None:
+            self._enter_height()
 
     def _feed(self, event: cs.Event) -> None:
+        """Step the machine, then run every action it returned, in order, to the end.
+        Nothing here feeds the machine again: follow-up work (buffered messages of a new
+        height) goes back on the queue as events of its own."""
         if self.state is None:
             return
         self.state, actions = cs.step(self.state, event)
         for action in actions:
-            self._run_action(action)
+            try:
+                self._run_action(action)
+            except Exception as exc:
+                raise EngineFailure(f"{type(action).__name__}: {exc}") from exc
 
     # Actions, in the order the machine emitted them: persist, send, apply.
     def _run_action(self, action: cs.Action) -> None:
@@ -247,21 +304,31 @@ class Engine:
         """Start consensus for the height after the tip: idle until txs arrive."""
         height = self.height + 1
         sign_state = self._load_sign_state()
-        self.candidates.clear()
-        self.own_messages.clear()
+        self._reset_height()
         self.pending_request = None
         self.deferred.clear()
         self.state = cs.new_state(self.context, height, sign_state)
         resumed = restored and sign_state is not None and sign_state.height == height
         self._set_idle(resumed)
         self._feed(cs.Start())
-        buffered, self.future = self.future, []
-        for message in buffered:
-            self._on_peer_message(message)
+        self._requeue_future()
+
+    def _reset_height(self) -> None:
+        """Forget what belonged to the height just left."""
+        self.candidates.clear()
+        self.round_blocks.clear()
+        self.own_messages.clear()
+
+    def _requeue_future(self) -> None:
+        """The messages kept for this height become ordinary events, each handled (and,
+        if it fails, dropped) on its own."""
+        for message in self.future.drain():
+            self.submit(message)
 
     def _set_idle(self, resumed: bool = False) -> None:
-        """A new height waits for txs (no empty blocks), or for the heartbeat if one is set."""
-        self.idle = not resumed and len(self.mempool) == 0
+        """A new height waits for txs that can execute (no empty blocks, also not for txs
+        behind a nonce gap), or for the heartbeat if one is set."""
+        self.idle = not resumed and not self.mempool.has_executable()
         if self.idle and self.config.heartbeat_ms:
             self._call_later(self.config.heartbeat_ms / 1000, Wake(self.height + 1))
 
@@ -270,6 +337,8 @@ class Engine:
         if event.height is not None and event.height != self.height + 1:
             return
         if self.idle:
+            if event.height is None and not self.mempool.has_executable():
+                return  # only txs behind a nonce gap arrived
             self._leave_idle()
         elif self.pending_request is not None:
             self._try_propose()
@@ -317,13 +386,16 @@ class Engine:
         time_ms = max(now, prev.time_ms) if prev else now
         ctx = BlockContext(self.chain_id, height, time_ms)
         txs = list(self.mempool.candidates(self.config.max_block_txs, self.config.max_block_bytes))
-        result = apply_block(self.store, self._state_hash(height - 1), ctx, txs)
+        txs, result, failed = self._execute_candidates(height, ctx, txs)
         included = []
         for tx, tx_result in zip(txs, result.results, strict=True):
             if tx_result.code is None:
                 included.append(tx)
-            elif not self._may_apply_later(tx, tx_result.code):
-                self.mempool.reject(tx.hash, tx_result.code)
+            else:
+                failed.append((tx, tx_result.code))
+        for tx, code in failed:
+            if not self._may_apply_later(tx, code):
+                self.mempool.reject(tx.hash, code)
         result = BlockResult(result.state_hash, result.changes, result.included)
         validators = self.get_validators(height)
         last_commit = chain.get_commit(self.store, height - 1) if height > 1 else None
@@ -339,6 +411,33 @@ class Engine:
             txs=included,
         )
         return Candidate(block, result, True, last_commit, block.encode())
+
+    def _execute_candidates(
+        self, height: int, ctx: BlockContext, txs: list[SignedTx]
+    ) -> tuple[list[SignedTx], BlockResult, list[tuple[SignedTx, str]]]:
+        """Run the candidates on an overlay. The mempool interleaves signers fairly, so
+        a payment may come before another signer's payment that funds it: txs that fail
+        for want of funds (and their signers' later txs) run once more, after everything
+        that passed. Returns the txs in block order, their result, and the txs left out
+        of that order with their first failure."""
+        prev_state = self._state_hash(height - 1)
+        result = apply_block(self.store, prev_state, ctx, txs)
+        if not any(r.code == "insufficient_funds" for r in result.results):
+            return txs, result, []
+        passed: list[SignedTx] = []
+        retry: list[SignedTx] = []
+        dropped: list[tuple[SignedTx, str]] = []
+        waiting: set[str] = set()
+        for tx, tx_result in zip(txs, result.results, strict=True):
+            if tx_result.code is None and tx.body.signer not in waiting:
+                passed.append(tx)
+            elif tx_result.code == "insufficient_funds" or tx.body.signer in waiting:
+                retry.append(tx)
+                waiting.add(tx.body.signer)
+            else:
+                dropped.append((tx, tx_result.code or ""))
+        order = passed + retry
+        return order, apply_block(self.store, prev_state, ctx, order), dropped
 
     def _may_apply_later(self, tx: SignedTx, code: str) -> bool:
         """A nonce ahead of the signer's next one waits for the gap to fill."""
@@ -388,6 +487,8 @@ class Engine:
         try:
             result = self._validate_block(block, last_commit, live=True)
             candidate = Candidate(block, result, True, last_commit, raw)
+        except StoreError:
+            raise  # our store failed, not the block: the engine stops
         except (LedgerError, cs.ConsensusError) as exc:
             log.warning("invalid block %d %s: %s", block.height, block.hash.hex()[:16], exc)
             candidate = Candidate(block, None, False, last_commit, raw)
@@ -403,6 +504,12 @@ class Engine:
         header = block.header
         height = self.height + 1
         _require(header.chain_id == self.chain_id, "wrong_chain", "block of another chain")
+        _require(len(block.txs) <= self.config.max_block_txs, "too_many_txs", "over the limit")
+        _require(
+            sum(map(len, block.tx_bytes)) <= self.config.max_block_bytes,
+            "block_too_large",
+            "over the block byte limit",
+        )
         _require(header.height == height, "bad_height", f"block {header.height}, expected {height}")
         _require(header.prev_hash == self._tip_hash(), "bad_prev_hash", "does not extend the tip")
         validators = self.get_validators(height)
@@ -462,7 +569,8 @@ class Engine:
         candidate = self.candidates.get(action.block_hash)
         if candidate is None or candidate.result is None:
             log.error("decided block %s is not held; syncing", action.block_hash.hex()[:16])
-            self._request_sync(None)
+            self.sync.end_grace(self.height)
+            self._request_sync()
             return
         self._commit(candidate.block, action.commit, candidate.result, candidate.last_commit)
         self._after_commit(candidate.block)
@@ -487,6 +595,7 @@ class Engine:
         ctx = BlockContext(self.chain_id, block.height + 1, block.header.time_ms)
         evicted = self.mempool.update((tx.hash for tx in block.txs), signers, ctx)
         self._on_commit(block, result)
+        self.evidence.prune(block.height)
         self._validator_cache.pop(block.height + 1, None)
         for tx_hash, code in evicted:
             log.info("evicted tx %s: %s", tx_hash.hex()[:16], code)
@@ -503,20 +612,15 @@ class Engine:
         state = self.state
         if state is None or state.height != self.height + 1:
             self.state = None
-            self._enter_height()
+            self.submit(_EnterHeight())
             return
-        self.candidates.clear()
-        self.own_messages.clear()
+        self._reset_height()
         self._set_idle()
-        buffered, self.future = self.future, []
-        for message in buffered:
-            self._on_peer_message(message)
+        self._requeue_future()
 
     def _record_evidence(self, action: cs.Evidence) -> None:
-        self.evidence_count += 1
-        key = make_evidence_key(self.height + 1, self.evidence_count)
-        self.store.put(key, action.first.encode() + action.second.encode())
-        log.warning("evidence of equivocation recorded at height %d", self.height + 1)
+        if self.evidence.record(action):
+            log.warning("evidence of equivocation recorded at height %d", self.height + 1)
 
     # Peer messages.
     def _on_peer_message(self, message: PeerMessage) -> None:
@@ -533,46 +637,98 @@ class Engine:
         elif message.kind == msg.BLOCKS:
             self._on_blocks(message)
 
-    def _message_height(self, height: int, message: PeerMessage) -> bool:
-        """True when `height` is current; buffers the next height's and syncs if far ahead."""
+    def _message_height(
+        self, height: int, message: PeerMessage, signed: cs.SignedMessage, size: int
+    ) -> bool:
+        """True when `height` is current. A message for the next height is checked
+        (`_check_future`) and kept in the bounded inbox; a later one triggers sync."""
         current = self.height + 1
         if height == current:
             if self.idle:
                 self._leave_idle()
             return True
-        if height == current + 1 and len(self.future) < 10_000:
-            self.future.append(message)
         if height > current:
-            self.peer_heights[message.peer] = max(
-                self.peer_heights.get(message.peer, 0), height - 1
-            )
-            if height > current + 1:
-                self._request_sync(message.peer)
+            # an untrusted claim: it only decides whom sync asks
+            self.sync.on_claim(message.peer, height - 1)
+            if height == current + 1:
+                self._keep_for_next_height(message, signed, size)
+            self._request_sync()
         return False
+
+    def _keep_for_next_height(
+        self, message: PeerMessage, signed: cs.SignedMessage, size: int
+    ) -> None:
+        reason = self._check_future(signed, size)
+        if reason is None:
+            vote_type = int(signed.vote_type) if isinstance(signed, cs.Vote) else 0
+            signer = signed.validator if isinstance(signed, cs.Vote) else signed.proposer
+            step: StepKey = (message.kind, signed.round, vote_type, signer)
+            reason = self.future.offer(message.peer, step, signed.block_hash, size, message)
+        if reason is not None:
+            self.dropped_future[reason] = self.dropped_future.get(reason, 0) + 1
+            log.debug("next-height message from %s not kept: %s", message.peer.hex()[:16], reason)
+
+    def _check_future(self, signed: cs.SignedMessage, size: int) -> str | None:
+        """The cheap checks a next-height message passes before it is kept: an early
+        round, a signer of that height (the round's proposer for a proposal), a block
+        within the block limit, and a valid signature (checked last: it costs most)."""
+        if signed.round > FUTURE_MAX_ROUND:
+            return "far_round"
+        validators = self.get_validators(signed.height)
+        if isinstance(signed, cs.Vote):
+            if validators.get_index(signed.validator) is None:
+                return "not_validator"
+            ok = signed.is_signed_by_validator(self.chain_id)
+        else:
+            if signed.proposer != validators.get_proposer(signed.height, signed.round).public_key:
+                return "not_proposer"
+            if size > self.config.max_block_bytes + BLOCK_SLACK_BYTES:
+                return "too_large"
+            ok = signed.is_signed_by_proposer(self.chain_id)
+        return None if ok else "bad_signature"
 
     def _on_proposal(self, message: PeerMessage) -> None:
         raw_proposal, raw_block, raw_last = msg.parse_proposal(message.payload)
         proposal = cs.Proposal.decode(raw_proposal)
-        if not self._message_height(proposal.height, message):
+        size = len(raw_proposal) + len(raw_block) + len(raw_last)
+        if not self._message_height(proposal.height, message, proposal, size):
             return
         if not self._is_proposal_acceptable(proposal, message):
             return
         block = Block.decode(raw_block)
         if not self._is_proposed_header(proposal, block.header, message):
             return
+        if not self._is_round_open(proposal):
+            self._feed(cs.ProposalReceived(proposal, False))
+            return
         last_commit = Commit.decode(raw_last) if raw_last else None
         candidate = self._judge(block, raw_block, last_commit)
+        self.round_blocks.setdefault(proposal.round, block.hash)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
+
+    def _is_round_open(self, proposal: cs.Proposal) -> bool:
+        """At most one block per round is executed: a second, different block signed by
+        the round's proposer is equivocation (the machine records the evidence), and is
+        not run."""
+        judged = self.round_blocks.get(proposal.round)
+        if judged is None or judged == proposal.block_hash:
+            return True
+        self.metrics.drop_proposal("second_block_for_round")
+        return False
 
     def _on_compact_proposal(self, message: PeerMessage) -> None:
         raw_proposal, raw_header, hashes, raw_last = msg.parse_compact_proposal(message.payload)
         proposal = cs.Proposal.decode(raw_proposal)
-        if not self._message_height(proposal.height, message):
+        size = len(raw_proposal) + len(raw_header) + 32 * len(hashes) + len(raw_last)
+        if not self._message_height(proposal.height, message, proposal, size):
             return
         if not self._is_proposal_acceptable(proposal, message):
             return
         header = BlockHeader.decode(raw_header)
         if not self._is_proposed_header(proposal, header, message):
+            return
+        if not self._is_round_open(proposal):
+            self._feed(cs.ProposalReceived(proposal, False))
             return
         candidate = self.candidates.get(header.hash)
         if candidate is None:
@@ -590,12 +746,21 @@ class Engine:
             block = Block(header, tuple(held))
             last_commit = Commit.decode(raw_last) if raw_last else None
             candidate = self._judge(block, None, last_commit)
+        self.round_blocks.setdefault(proposal.round, header.hash)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
     def _is_proposal_acceptable(self, proposal: cs.Proposal, message: PeerMessage) -> bool:
         """The machine's own proposal checks (height, round, proposer, signature), run
         before the block is decoded, judged or executed."""
-        reason = "no_state" if self.state is None else cs.check_proposal(self.state, proposal)
+        state = self.state
+        reason = "no_state" if state is None else cs.check_proposal(state, proposal)
+        # Executed only for rounds close to ours (the machine keeps a wider window).
+        if (
+            reason is None
+            and state is not None
+            and (proposal.round > state.round + PROPOSAL_ROUNDS_AHEAD)
+        ):
+            reason = "far_round"
         if reason is None:
             return True
         self._drop_proposal(reason, message)
@@ -633,61 +798,52 @@ class Engine:
 
     def _on_vote(self, message: PeerMessage) -> None:
         vote = cs.Vote.decode(message.payload)
-        if self._message_height(vote.height, message):
+        if self._message_height(vote.height, message, vote, 160):
             self._feed(cs.VoteReceived(vote))
 
     def _on_status(self, message: PeerMessage) -> None:
         height, _ = msg.parse_status(message.payload)
-        self.peer_heights[message.peer] = height
-        if height > self.height + 1 or (
-            height == self.height + 1 and self._behind_for(height) > SYNC_GRACE_S
-        ):
-            self._request_sync(message.peer)
+        self.sync.on_claim(message.peer, height)
+        self._request_sync()
 
-    def _behind_for(self, height: int) -> float:
-        """Seconds a peer has been one block ahead. That is normal for a moment (the
-        peer committed first and our precommits are on their way); syncing at once would
-        fetch and decode every block twice."""
+    # Block sync: the tracker decides whom to ask and what a reply was worth.
+    def _request_sync(self) -> None:
         now = time.monotonic()
-        if self.behind[0] != height:
-            self.behind = (height, now)
-        return now - self.behind[1]
+        for expired in self.sync.expire(now):
+            self._count_sync("timeout")
+            log.info("sync: peer %s did not answer in time", expired.peer.hex()[:16])
+        while (request := self.sync.next_request(self.height, now)) is not None:
+            if not self._send(request.peer, msg.GET_BLOCKS, [request.start, request.count]):
+                self.sync.forget(request.peer)
 
-    # Block sync.
-    def _request_sync(self, peer: bytes | None) -> None:
-        now = time.monotonic()
-        if now < self.sync_inflight_until:
-            return
-        target = peer or self._best_peer()
-        if target is None:
-            return
-        self.sync_inflight_until = now + 2.0
-        self._send(target, msg.GET_BLOCKS, [self.height + 1, msg.MAX_SYNC_BLOCKS])
-
-    def _best_peer(self) -> bytes | None:
-        ahead = [(h, p) for p, h in self.peer_heights.items() if h > self.height]
-        return max(ahead)[1] if ahead else None
+    def _count_sync(self, verdict: str) -> None:
+        self.sync_verdicts[verdict] = self.sync_verdicts.get(verdict, 0) + 1
 
     def _on_blocks(self, message: PeerMessage) -> None:
-        self.sync_inflight_until = 0.0
-        applied = 0
-        for raw_block, raw_commit in msg.parse_blocks(message.payload):
-            # consensus may have committed it meanwhile: skip before decoding the txs
-            if decode_block_header(raw_block).height != self.height + 1:
-                continue
-            block = Block.decode(raw_block)
-            commit = Commit.decode(raw_commit)
-            try:
-                self._apply_synced(block, commit)
-            except (LedgerError, cs.ConsensusError) as exc:
-                log.warning("sync: block %d from peer refused: %s", block.height, exc)
-                return
-            applied += 1
+        request = self.sync.get_awaited(message.peer)
+        if request is None:  # nobody asked this peer: not even decoded
+            self.dropped_messages += 1
+            self._count_sync(Verdict.UNSOLICITED.value)
+            return
+        applied, valid = 0, True
+        try:
+            for raw_block, raw_commit in msg.parse_blocks(message.payload, request.count):
+                # consensus may have committed it meanwhile: skip before decoding the txs
+                if decode_block_header(raw_block).height != self.height + 1:
+                    continue
+                self._apply_synced(Block.decode(raw_block), Commit.decode(raw_commit))
+                applied += 1
+        except StoreError:
+            raise  # our store failed, not the peer's block: the engine stops
+        except (LedgerError, cs.ConsensusError) as exc:
+            log.warning("sync: reply from peer %s refused: %s", message.peer.hex()[:16], exc)
+            valid = False
+        verdict = self.sync.on_blocks(message.peer, applied, valid, self.height, time.monotonic())
+        self._count_sync(verdict.value)
         if applied:
             self.state = None
             self._enter_height()
-            if self.peer_heights.get(message.peer, 0) > self.height:
-                self._request_sync(message.peer)
+        self._request_sync()
 
     def _apply_synced(self, block: Block, commit: Commit) -> None:
         validators = self.get_validators(block.height)
@@ -698,15 +854,17 @@ class Engine:
         log.info("synced block %d %s", block.height, block.hash.hex()[:16])
 
     def serve_blocks(self, start: int, limit: int) -> list[list[bytes]]:
-        """Blocks with their commits from `start`, for a peer that is behind."""
-        out: list[list[bytes]] = []
-        for height in range(start, min(self.height, start + limit - 1) + 1):
+        """Blocks with their commits from `start`, for a peer that is behind: at most
+        `limit`, and no more than one frame holds (at least one block)."""
+        return select_blocks(self._stored_blocks(start), limit, self.max_frame_bytes)
+
+    def _stored_blocks(self, start: int) -> Iterator[tuple[bytes, bytes]]:
+        for height in range(start, self.height + 1):
             raw = self.store.get(make_block_key(height))
             commit = chain.get_commit(self.store, height)
             if raw is None or commit is None:
-                break
-            out.append([raw, commit.encode()])
-        return out
+                return
+            yield raw, commit.encode()
 
     def regossip(self, peer: bytes) -> None:
         """On (re)connect: our status and this height's own proposal and votes."""
@@ -733,6 +891,18 @@ class Engine:
 @dataclass(frozen=True, slots=True)
 class _ProposeNow:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class PeerGone:
+    """A peer's session ended: sync stops counting on it."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _EnterHeight:
+    """Start the height after the tip (queued when the machine did not move there)."""
 
 
 @dataclass(frozen=True, slots=True)

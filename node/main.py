@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ledger.errors import StoreError
+from node.api import NODE
 from node.app import create_app
 from node.config import NodeConfig, load_config
 
@@ -42,10 +43,21 @@ async def serve(config: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    node = app[NODE]
+    failed = node.failed or asyncio.Event()
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(failed.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for waiting in waits:
+            waiting.cancel()
         await runner.cleanup()
+    if node.failure is not None:
+        raise NodeFailed(node.failure)
+
+
+class NodeFailed(Exception):
+    """Consensus stopped on an error of the node's own (e.g. its disk): exit non-zero."""
 
 
 def run_node(config_path: Path) -> None:
@@ -59,6 +71,10 @@ def run_node(config_path: Path) -> None:
         pass
     try:
         asyncio.run(serve(config))
+    except NodeFailed as exc:
+        cause = exc.args[0]
+        print(f"error: node_failed: consensus stopped: {cause}; restart the node", file=sys.stderr)
+        raise SystemExit(1) from None
     except StoreError as exc:
         # A store that cannot be used as it is (another chain, an older format): the
         # message says what to do, no traceback.

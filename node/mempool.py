@@ -4,14 +4,23 @@ An acknowledged tx is written to the node's store before the client hears 202, s
 survives a crash and is gossiped again after restart. After each commit the txs of the
 signers the block touched are re-checked against the new state; those that can no longer
 apply are evicted and recorded as `rejected` with their reason.
+
+Each signer's pending txs are split in two. *Executable*: the run of nonces from the
+signer's next committed nonce with no gap; only these go in blocks and only these keep a
+node from going idle. *Queued*: the txs after a gap; they wait, at most
+`max_queued_per_signer` per signer and `max_queued` in all, until the gap fills (the
+missing tx arrives or a commit moves the nonce on) or they expire. The split is kept as
+txs come and go, never recomputed over the whole mempool.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from ledger import chain, schema
 from ledger.errors import BadSignature, LedgerError
@@ -19,14 +28,22 @@ from ledger.kv import KeyValueStore
 from ledger.state import Account, State
 from ledger.transition import BlockContext, apply_tx
 from ledger.tx import SignedTx, check_signer_keys, is_signature_valid
+from node.config import MempoolConfig
 
 log = logging.getLogger("bakong.mempool")
 
 RECHECK_WINDOW = 2000
+_DEFAULTS = MempoolConfig()
 
 
 class MempoolError(Exception):
-    """A refused tx; `code` is stable and `status` is the HTTP status to answer with."""
+    """A refused tx; `code` is stable and `status` is the HTTP status to answer with.
+
+    Codes of the limits (all 429, retry later): `mempool_full` (capacity), `queue_full`
+    (this signer already has `max_queued_per_signer` txs behind a nonce gap: send the
+    missing nonce first), `mempool_queue_full` (`max_queued` txs of all signers wait
+    behind gaps). A queued tx dropped to keep those limits is rejected with `queue_full`.
+    """
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -40,6 +57,28 @@ class PendingTx:
     tx: SignedTx
     raw: bytes
     received_ms: int
+
+
+@dataclass(slots=True)
+class _Signer:
+    """One signer's pending txs by nonce. `next_nonce` is its next committed nonce (the
+    store's nonces move only in commits, each followed by `Mempool.update`); nonces
+    `next_nonce .. ready_end - 1` are all present and executable, the rest are queued."""
+
+    next_nonce: int
+    ready_end: int
+    txs: dict[int, bytes]
+
+    @property
+    def executable(self) -> int:
+        return self.ready_end - self.next_nonce
+
+    @property
+    def queued(self) -> int:
+        return len(self.txs) - self.executable
+
+    def is_executable(self, nonce: int) -> bool:
+        return self.next_nonce <= nonce < self.ready_end
 
 
 class VerifiedCache:
@@ -85,6 +124,8 @@ class Mempool:
         nonce_window: int,
         tx_ttl_ms: int,
         max_clock_skew_ms: int,
+        max_queued_per_signer: int = _DEFAULTS.max_queued_per_signer,
+        max_queued: int = _DEFAULTS.max_queued,
         verified: VerifiedCache | None = None,
         rejected_capacity: int = 200_000,
     ) -> None:
@@ -94,13 +135,21 @@ class Mempool:
         self._nonce_window = nonce_window
         self._ttl_ms = tx_ttl_ms
         self._skew_ms = max_clock_skew_ms
+        self._max_queued_per_signer = max_queued_per_signer
+        self._max_queued = max_queued
         self.verified = verified if verified is not None else VerifiedCache()
         self._txs: dict[bytes, PendingTx] = {}
-        self._by_signer: dict[str, dict[int, bytes]] = {}
+        self._by_signer: dict[str, _Signer] = {}
+        self._executable = 0
+        # Signers with an executable tx: in block-filling order (a signer served by a
+        # block goes to the back), and in re-check order (a rotating window).
+        self._ready: OrderedDict[str, None] = OrderedDict()
+        self._recheck_order: OrderedDict[str, None] = OrderedDict()
+        # (created_at, tx hash), a min-heap; entries of txs gone since are skipped.
+        self._deadlines: list[tuple[int, bytes]] = []
         self._rejected: OrderedDict[bytes, str] = OrderedDict()
         self._rejected_capacity = rejected_capacity
         self.rejections_by_code: dict[str, int] = {}
-        self._recheck_cursor = 0
         self.on_evict: Callable[[bytes, str], None] = lambda tx_hash, code: None
 
     def __len__(self) -> int:
@@ -114,11 +163,33 @@ class Mempool:
         return pending.tx if pending else None
 
     def pending_nonces(self, signer: str) -> list[int]:
-        return sorted(self._by_signer.get(signer, {}))
+        entry = self._by_signer.get(signer)
+        return sorted(entry.txs) if entry else []
+
+    def nonce_split(self, signer: str) -> tuple[list[int], list[int]]:
+        """The signer's pending nonces: (executable, queued)."""
+        entry = self._by_signer.get(signer)
+        if entry is None:
+            return [], []
+        queued = sorted(n for n in entry.txs if not entry.is_executable(n))
+        return list(range(entry.next_nonce, entry.ready_end)), queued
+
+    def has_executable(self) -> bool:
+        """Whether a block could include any pending tx; O(1), for the engine's idling."""
+        return self._executable > 0
+
+    @property
+    def executable_count(self) -> int:
+        return self._executable
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._txs) - self._executable
 
     # Admission.
-    def check(self, tx: SignedTx, now_ms: int) -> None:
-        """Every admission check except capacity; raises MempoolError."""
+    def check(self, tx: SignedTx, now_ms: int) -> Account:
+        """Every admission check except the limits (capacity, queues); raises MempoolError.
+        Returns the signer's account."""
         body = tx.body
         if tx.hash in self._txs:
             raise MempoolError("duplicate", "transaction is already pending", 409)
@@ -141,7 +212,8 @@ class Mempool:
             raise MempoolError("account_frozen", f"signer {body.signer} is frozen")
         if body.nonce >= account.nonce + self._nonce_window:
             raise MempoolError("bad_nonce", f"nonce {body.nonce} is too far ahead")
-        if body.nonce in self._by_signer.get(body.signer, {}):
+        entry = self._by_signer.get(body.signer)
+        if entry is not None and body.nonce in entry.txs:
             raise MempoolError("nonce_taken", f"a pending tx already uses nonce {body.nonce}", 409)
         # Only the signer's keys sign (checked before any signature is verified).
         try:
@@ -150,6 +222,32 @@ class Mempool:
             raise MempoolError("bad_signature", f"not signed by {body.signer}'s key") from exc
         if not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
+        return account
+
+    def _check_room(self, tx: SignedTx, account: Account) -> None:
+        """The limits: capacity, and for a tx behind a nonce gap the queue caps. A tx that
+        is executable (or fills the gap) is never refused for the queues."""
+        if len(self._txs) >= self._capacity:
+            raise MempoolError("mempool_full", "the mempool is full; retry later", 429)
+        signer, nonce = tx.body.signer, tx.body.nonce
+        entry = self._by_signer.get(signer)
+        ready_end = entry.ready_end if entry else account.nonce
+        if nonce == ready_end:
+            return
+        queued = entry.queued if entry else 0
+        if queued >= self._max_queued_per_signer:
+            raise MempoolError(
+                "queue_full",
+                f"signer {signer} already has {queued} txs waiting behind a nonce gap; "
+                f"send nonce {ready_end} first",
+                429,
+            )
+        if self.queued_count >= self._max_queued:
+            raise MempoolError(
+                "mempool_queue_full",
+                "too many txs wait behind nonce gaps; send the missing nonces or retry later",
+                429,
+            )
 
     def _get_account(self, account: str) -> Account | None:
         raw = self._store.get(schema.make_account_key(account))
@@ -170,14 +268,13 @@ class Mempool:
         admitted: list[PendingTx] = []
         for tx, raw in items:
             try:
-                self.check(tx, now_ms)
-                if len(self._txs) >= self._capacity:
-                    raise MempoolError("mempool_full", "the mempool is full; retry later", 429)
+                account = self.check(tx, now_ms)
+                self._check_room(tx, account)
             except MempoolError as exc:
                 outcomes.append((tx.hash, exc))
                 continue
             pending = PendingTx(tx, raw, now_ms)
-            self._insert(pending)
+            self._insert(pending, account.nonce)
             admitted.append(pending)
             outcomes.append((tx.hash, None))
         if admitted:
@@ -186,32 +283,118 @@ class Mempool:
                     batch.put(schema.make_mempool_key(p.tx.hash), p.raw)
         return outcomes
 
-    def _insert(self, pending: PendingTx) -> None:
+    # The executable/queued split.
+    def _insert(self, pending: PendingTx, next_nonce: int | None = None) -> None:
+        """Keep a checked tx; `next_nonce` is its signer's committed one (read if not given)."""
         body = pending.tx.body
+        entry = self._by_signer.get(body.signer)
+        if entry is None:
+            if next_nonce is None:
+                account = self._get_account(body.signer)
+                next_nonce = account.nonce if account else 0
+            entry = self._by_signer[body.signer] = _Signer(next_nonce, next_nonce, {})
         self._txs[pending.tx.hash] = pending
-        self._by_signer.setdefault(body.signer, {})[body.nonce] = pending.tx.hash
+        entry.txs[body.nonce] = pending.tx.hash
+        heapq.heappush(self._deadlines, (body.created_at, pending.tx.hash))
+        if body.nonce == entry.ready_end:
+            self._extend(entry)
+        self._settle(body.signer, entry)
+
+    def _extend(self, entry: _Signer) -> None:
+        """Promote the queued txs that now follow the executable run without a gap."""
+        start = entry.ready_end
+        while entry.ready_end in entry.txs:
+            entry.ready_end += 1
+        self._executable += entry.ready_end - start
+
+    def _settle(self, signer: str, entry: _Signer) -> None:
+        """Keep the ready orders and the signer map in step with `entry`."""
+        if entry.executable > 0:
+            if signer not in self._ready:
+                self._ready[signer] = None
+                self._recheck_order[signer] = None
+        elif signer in self._ready:
+            del self._ready[signer]
+            del self._recheck_order[signer]
+        if not entry.txs:
+            del self._by_signer[signer]
 
     def _remove(self, tx_hash: bytes) -> PendingTx | None:
+        """Forget one tx; its executable successors become queued (they follow a gap now)."""
         pending = self._txs.pop(tx_hash, None)
         if pending is None:
             return None
         body = pending.tx.body
-        nonces = self._by_signer.get(body.signer)
-        if nonces is not None:
-            nonces.pop(body.nonce, None)
-            if not nonces:
-                del self._by_signer[body.signer]
+        entry = self._by_signer[body.signer]
+        del entry.txs[body.nonce]
+        if entry.is_executable(body.nonce):
+            self._executable -= entry.ready_end - body.nonce
+            entry.ready_end = body.nonce
+        self._settle(body.signer, entry)
         return pending
+
+    def _advance(self, signer: str, entry: _Signer, next_nonce: int) -> list[bytes]:
+        """The signer's committed nonce moved to `next_nonce`: forget the txs below it
+        (returned) and promote what now follows without a gap. Costs what moved, not the
+        signer's whole queue."""
+        if next_nonce <= entry.next_nonce:
+            return []
+        if next_nonce - entry.next_nonce <= len(entry.txs):
+            below = [n for n in range(entry.next_nonce, next_nonce) if n in entry.txs]
+        else:
+            below = [n for n in entry.txs if n < next_nonce]
+        hashes = [entry.txs.pop(n) for n in below]
+        for tx_hash in hashes:
+            del self._txs[tx_hash]
+        self._executable -= max(0, min(next_nonce, entry.ready_end) - entry.next_nonce)
+        entry.next_nonce = next_nonce
+        entry.ready_end = max(entry.ready_end, next_nonce)
+        self._extend(entry)
+        self._settle(signer, entry)
+        return hashes
+
+    def _trim(self, signer: str) -> list[tuple[bytes, str]]:
+        """Drop the signer's highest queued nonces beyond the queue caps (after txs were
+        demoted to queued, e.g. when the head of a long run failed)."""
+        entry = self._by_signer.get(signer)
+        if entry is None:
+            return []
+        excess = max(
+            entry.queued - self._max_queued_per_signer, self.queued_count - self._max_queued
+        )
+        if excess <= 0:
+            return []
+        queued = sorted((n for n in entry.txs if not entry.is_executable(n)), reverse=True)
+        dropped = [entry.txs[n] for n in queued[:excess]]
+        for tx_hash in dropped:
+            self._remove(tx_hash)
+        return [(tx_hash, "queue_full") for tx_hash in dropped]
 
     # Block filling.
     def candidates(self, max_txs: int, max_bytes: int) -> Iterator[SignedTx]:
-        """Pending txs in arrival order, within limits; execution decides which fit."""
-        size = 0
-        for count, pending in enumerate(self._txs.values()):
-            size += len(pending.raw)
-            if count >= max_txs or size > max_bytes:
+        """Executable txs within limits: round-robin over signers (each signer's in nonce
+        order), signers in ready order, so no signer's backlog crowds out another's tx.
+        Execution on the block's overlay decides which fit: a tx that fails ends its
+        signer's run for the block (its successors fail on their nonce). Consume it before
+        the mempool changes."""
+        count = size = 0
+        turn: Iterable[_Signer] = (self._by_signer[s] for s in self._ready)
+        depth = 0
+        while True:
+            again: list[_Signer] = []
+            for entry in turn:
+                nonce = entry.next_nonce + depth
+                pending = self._txs[entry.txs[nonce]]
+                size += len(pending.raw)
+                if count >= max_txs or size > max_bytes:
+                    return
+                count += 1
+                yield pending.tx
+                if nonce + 1 < entry.ready_end:
+                    again.append(entry)
+            if not again:
                 return
-            yield pending.tx
+            turn, depth = again, depth + 1
 
     def all_raw(self) -> list[bytes]:
         return [p.raw for p in self._txs.values()]
@@ -224,13 +407,24 @@ class Mempool:
         ctx: BlockContext,
     ) -> list[tuple[bytes, str]]:
         """Drop included txs, then re-check touched signers' queues; returns evictions."""
-        deletes: list[bytes] = []
+        dropped: set[bytes] = set()
+        served: dict[str, None] = {}
         for tx_hash in included:
-            if self._remove(tx_hash) is not None:
-                deletes.append(tx_hash)
-        evicted = self._recheck(set(touched_signers) | self._sample_signers(), ctx)
+            pending = self._txs.get(tx_hash)
+            if pending is not None:
+                dropped.add(tx_hash)
+                served[pending.tx.body.signer] = None
+        signers = set(touched_signers) | set(served) | self._sample_signers()
+        evicted = self._recheck(signers, ctx, dropped)
+        for tx_hash in dropped:
+            pending = self._remove(tx_hash)
+            if pending is not None:  # an included tx whose nonce the state did not pass
+                evicted += self._trim(pending.tx.body.signer)
+        for signer in served:
+            if signer in self._ready:
+                self._ready.move_to_end(signer)
         evicted += self._expire(ctx.time_ms)
-        deletes.extend(h for h, _ in evicted)
+        deletes = dropped | {h for h, _ in evicted}
         if deletes:
             with self._store.atomic_batch(sync=False) as batch:
                 for tx_hash in deletes:
@@ -244,54 +438,75 @@ class Mempool:
     def _sample_signers(self) -> set[str]:
         """Signers whose queue head is re-checked although the block did not touch them:
         a tx that failed in another node's proposal is left out of the block, so only a
-        re-check tells this node to report it rejected. All of them while few, else a
-        rotating window so the cost per block stays bounded."""
-        signers = list(self._by_signer)
-        if len(signers) <= RECHECK_WINDOW:
-            return set(signers)
-        start = self._recheck_cursor % len(signers)
-        self._recheck_cursor = start + RECHECK_WINDOW
-        window = signers[start : start + RECHECK_WINDOW]
-        return set(window + signers[: max(0, start + RECHECK_WINDOW - len(signers))])
+        re-check tells this node to report it rejected. Only signers with an executable
+        tx have a head to check; all of them while few, else a rotating window so the
+        cost per block stays bounded."""
+        window = list(islice(self._recheck_order, RECHECK_WINDOW))
+        for signer in window:
+            self._recheck_order.move_to_end(signer)
+        return set(window)
 
-    def _recheck(self, signers: set[str], ctx: BlockContext) -> list[tuple[bytes, str]]:
+    def _recheck(
+        self, signers: set[str], ctx: BlockContext, included: set[bytes]
+    ) -> list[tuple[bytes, str]]:
+        """Move each signer to its committed nonce (txs below it are gone: `included`
+        quietly, others as `bad_nonce`), then try its head on the new state."""
         evicted: list[tuple[bytes, str]] = []
         state = State(self._store)
         for signer in signers:
-            nonces = self._by_signer.get(signer)
-            if not nonces:
+            entry = self._by_signer.get(signer)
+            if entry is None:
                 continue
             account = state.get_account(signer)
-            for nonce in sorted(nonces):
-                tx_hash = nonces[nonce]
-                if account is None or nonce < account.nonce:
-                    evicted.append((tx_hash, "unknown_account" if account is None else "bad_nonce"))
-                    continue
-                if nonce > account.nonce:
-                    break
-                result = apply_tx(state, ctx, self._txs[tx_hash].tx)
-                if result.code is not None:
-                    evicted.append((tx_hash, result.code))
-                break
-        for tx_hash, _ in evicted:
-            self._remove(tx_hash)
+            if account is None:
+                for tx_hash in list(entry.txs.values()):
+                    self._remove(tx_hash)
+                    if tx_hash not in included:
+                        evicted.append((tx_hash, "unknown_account"))
+                continue
+            for tx_hash in self._advance(signer, entry, account.nonce):
+                if tx_hash not in included:
+                    evicted.append((tx_hash, "bad_nonce"))
+            head = entry.txs.get(account.nonce)
+            if head is None:
+                continue
+            result = apply_tx(state, ctx, self._txs[head].tx)
+            if result.code is not None:
+                self._remove(head)
+                evicted.append((head, result.code))
+                evicted += self._trim(signer)
         return evicted
 
     def _expire(self, now_ms: int) -> list[tuple[bytes, str]]:
         cutoff = now_ms - self._ttl_ms
-        expired = [h for h, p in self._txs.items() if p.tx.body.created_at < cutoff]
-        for tx_hash in expired:
-            self._remove(tx_hash)
-        return [(h, "expired") for h in expired]
+        expired: list[tuple[bytes, str]] = []
+        signers: dict[str, None] = {}
+        while self._deadlines and self._deadlines[0][0] < cutoff:
+            _, tx_hash = heapq.heappop(self._deadlines)
+            pending = self._remove(tx_hash)
+            if pending is not None:
+                expired.append((tx_hash, "expired"))
+                signers[pending.tx.body.signer] = None
+        for signer in signers:
+            expired += self._trim(signer)
+        # Entries of txs gone otherwise are dropped once they outnumber the live ones.
+        if len(self._deadlines) > 2 * len(self._txs) + 1024:
+            self._deadlines = [(p.tx.body.created_at, h) for h, p in self._txs.items()]
+            heapq.heapify(self._deadlines)
+        return expired
 
     def reject(self, tx_hash: bytes, code: str) -> None:
         """Evict one pending tx that failed in a proposal's execution."""
-        if self._remove(tx_hash) is None:
+        pending = self._remove(tx_hash)
+        if pending is None:
             return
+        evicted = [(tx_hash, code), *self._trim(pending.tx.body.signer)]
         with self._store.atomic_batch(sync=False) as batch:
-            batch.delete(schema.make_mempool_key(tx_hash))
-            batch.put(schema.make_node_rejected_key(tx_hash), code.encode())
-        self._record_rejection(tx_hash, code)
+            for evicted_hash, evicted_code in evicted:
+                batch.delete(schema.make_mempool_key(evicted_hash))
+                batch.put(schema.make_node_rejected_key(evicted_hash), evicted_code.encode())
+        for evicted_hash, evicted_code in evicted:
+            self._record_rejection(evicted_hash, evicted_code)
 
     def _record_rejection(self, tx_hash: bytes, code: str) -> None:
         self.on_evict(tx_hash, code)
@@ -309,18 +524,28 @@ class Mempool:
 
     # Restart.
     def load(self, now_ms: int) -> int:
-        """Re-admit persisted txs after a restart; drops committed and now-invalid ones."""
+        """Re-admit persisted txs after a restart, each signer's in nonce order (so that
+        its run is executable again, not queued behind a gap of load order); drops
+        committed, now-invalid and over-limit ones."""
         stale: list[bytes] = []
-        loaded = 0
+        found: list[tuple[SignedTx, bytes, bytes]] = []
         for key, raw in self._store.iterate(schema.MEMPOOL_PREFIX):
             try:
-                tx = SignedTx.decode(raw)
-                self.check(tx, now_ms)
+                found.append((SignedTx.decode(raw), raw, key))
+            except LedgerError as exc:
+                log.info("dropping persisted tx %s: %s", key[-32:].hex(), exc)
+                stale.append(key)
+        found.sort(key=lambda item: (item[0].body.signer, item[0].body.nonce))
+        loaded = 0
+        for tx, raw, key in found:
+            try:
+                account = self.check(tx, now_ms)
+                self._check_room(tx, account)
             except (LedgerError, MempoolError) as exc:
                 log.info("dropping persisted tx %s: %s", key[-32:].hex(), exc)
                 stale.append(key)
                 continue
-            self._insert(PendingTx(tx, raw, now_ms))
+            self._insert(PendingTx(tx, raw, now_ms), account.nonce)
             loaded += 1
         if stale:
             with self._store.atomic_batch(sync=False) as batch:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ledger.block import MAX_COMMIT_SIGNATURES
 from ledger.codec import expect_bytes, expect_int, expect_list, expect_list_max
+from ledger.constants import PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 
 TX_BATCH: Final = 16  # [raw tx, ...]
 PROPOSAL: Final = 17  # [proposal, block, last commit or b""]
@@ -21,6 +23,32 @@ GET_PROPOSAL: Final = 23  # block hash: "send me the full proposal, I miss some 
 
 MAX_TX_BATCH = 10_000
 MAX_SYNC_BLOCKS = 50
+
+# Byte bounds for fitting blocks into one frame, whose body is `pack([type, payload])`.
+# msgpack headers are counted at their largest (array32, bin32, uint16 type).
+ENVELOPE_BYTES: Final = 16  # [type, payload] and the BLOCKS list's own header
+ITEM_OVERHEAD_BYTES: Final = 11  # one [block, commit] pair: array header, two bin32 headers
+TX_OVERHEAD_BYTES: Final = 5  # one tx inside a block: its bin header
+# An encoded block header is about 300 bytes at most (10 fields, chain id <= 64 bytes).
+MAX_HEADER_BYTES: Final = 512
+# A commit that decodes: [version, height, round, hash, [[key, sig], ...]]; each
+# signature pair adds 5 header bytes to its key and signature.
+MAX_COMMIT_BYTES: Final = 64 + MAX_COMMIT_SIGNATURES * (PUBLIC_KEY_SIZE + SIGNATURE_SIZE + 5)
+# Room beside one block and one commit in a frame: the envelope of BLOCKS, or a PROPOSAL's
+# proposal (about 160 bytes) and field headers.
+FRAME_SLACK_BYTES: Final = 1024
+
+
+def compute_block_bytes_bound(max_block_bytes: int, max_block_txs: int) -> int:
+    """Largest encoded block whose txs take at most `max_block_bytes` in all: a block is
+    [header, [tx, ...]], two array headers around the header and each tx's bin header."""
+    return 1 + MAX_HEADER_BYTES + 5 + max_block_txs * TX_OVERHEAD_BYTES + max_block_bytes
+
+
+def compute_block_frame_bytes(max_block_bytes: int, max_block_txs: int) -> int:
+    """Frame body needed to carry one such block with its commit (BLOCKS or PROPOSAL)."""
+    block = compute_block_bytes_bound(max_block_bytes, max_block_txs)
+    return FRAME_SLACK_BYTES + block + MAX_COMMIT_BYTES
 
 
 def parse_tx_batch(payload: Any) -> list[bytes]:
@@ -48,8 +76,9 @@ def parse_get_blocks(payload: Any) -> tuple[int, int]:
     return start, expect_int(fields[1], 1, MAX_SYNC_BLOCKS, "limit")
 
 
-def parse_blocks(payload: Any) -> list[tuple[bytes, bytes]]:
-    items = expect_list_max(payload, MAX_SYNC_BLOCKS, "blocks")
+def parse_blocks(payload: Any, limit: int = MAX_SYNC_BLOCKS) -> list[tuple[bytes, bytes]]:
+    """A BLOCKS reply; `limit` is the count the request asked for, so more is malformed."""
+    items = expect_list_max(payload, min(limit, MAX_SYNC_BLOCKS), "blocks")
     out = []
     for item in items:
         pair = expect_list(item, 2, "block and commit")

@@ -71,7 +71,10 @@ def render(
     rejections: dict[str, int],
     p2p_counters: dict[str, int],
     evidence: int = 0,
+    mempool_queued: int = 0,
+    labelled: dict[str, tuple[str, str, dict[str, int]]] | None = None,
 ) -> str:
+    """`labelled` maps a counter's name to (help text, label name, {label: value})."""
     """The whole /metrics page."""
     out: list[str] = []
 
@@ -81,6 +84,11 @@ def render(
     gauge("bakong_height", "Height of the last committed block.", height)
     gauge("bakong_round", "Consensus round at the current height.", round_)
     gauge("bakong_mempool_size", "Transactions waiting in the mempool.", mempool_size)
+    gauge(
+        "bakong_mempool_queued",
+        "Pending transactions behind a nonce gap (not executable yet).",
+        mempool_queued,
+    )
     gauge("bakong_peers", "Connected, authenticated peers.", peers)
     gauge(
         "bakong_evidence_total",
@@ -116,6 +124,11 @@ def render(
     out.append("# TYPE bakong_dropped_proposals_total counter")
     for reason, n in sorted(metrics.dropped_proposals.items()):
         out.append(f'bakong_dropped_proposals_total{{reason="{_escape(reason)}"}} {n}')
+    for name, (help_text, label, values) in sorted((labelled or {}).items()):
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} counter")
+        for key, n in sorted(values.items()):
+            out.append(f'{name}{{{label}="{_escape(key)}"}} {n}')
     out.append("# HELP bakong_p2p_events_total Peer-to-peer events, by kind.")
     out.append("# TYPE bakong_p2p_events_total counter")
     for kind, n in sorted(p2p_counters.items()):

@@ -25,7 +25,8 @@ from ledger.transition import BlockResult
 from ledger.tx import SignedTx
 from node import messages as msg
 from node.config import NodeConfig, parse_peer
-from node.engine import Engine, PeerMessage, _StatusTick
+from node.engine import Engine, PeerGone, PeerMessage, _StatusTick
+from node.idempotency import IdempotencyLog
 from node.mempool import Mempool, MempoolError
 from node.metrics import Metrics
 from node.p2p import MessageRouter, P2PParams, PeerManager
@@ -57,6 +58,8 @@ class Node:
             self.chain_id,
             capacity=config.mempool.capacity,
             nonce_window=config.mempool.nonce_window,
+            max_queued_per_signer=config.mempool.max_queued_per_signer,
+            max_queued=config.mempool.max_queued,
             tx_ttl_ms=self.genesis.params.tx_ttl_ms,
             max_clock_skew_ms=self.genesis.params.max_clock_skew_ms,
         )
@@ -71,6 +74,7 @@ class Node:
             self.is_admitted,
             router,
             on_peer_connected=self._on_peer_connected,
+            on_peer_disconnected=lambda peer: self.engine.submit(PeerGone(peer)),
             params=P2PParams.from_config(config.p2p),
         )
         self.engine = Engine(
@@ -85,7 +89,13 @@ class Node:
             on_commit=self._on_commit,
             clock_ms=self.clock_ms,
             max_clock_skew_ms=self.genesis.params.max_clock_skew_ms,
+            on_fatal=self._on_engine_failure,
+            max_frame_bytes=config.p2p.max_frame_bytes,
         )
+        # Set when consensus stopped on an error of the node's own (its store): the
+        # process must exit non-zero; a restart recovers from the store.
+        self.failure: BaseException | None = None
+        self.failed: asyncio.Event | None = None
         for kind in (
             msg.PROPOSAL,
             msg.COMPACT_PROPOSAL,
@@ -103,9 +113,16 @@ class Node:
         self._gossip_scheduled = False
         self._tasks: list[asyncio.Task[Any]] = []
         self.operator_nonce: int | None = None
+        self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
 
     # Lifecycle.
+    def _on_engine_failure(self, exc: BaseException) -> None:
+        self.failure = exc
+        if self.failed is not None:
+            self.failed.set()
+
     async def start(self) -> None:
+        self.failed = asyncio.Event()
         loaded = self.mempool.load(self.clock_ms())
         if loaded:
             log.info("restored %d pending txs from the store", loaded)
@@ -324,6 +341,8 @@ class Node:
             "peers": len(self.p2p.connected_peers()),
             "round": self.engine.round,
             "mempool": len(self.mempool),
+            "mempool_queued": self.mempool.queued_count,
+            "evidence": self.engine.evidence.summary().to_json(),
             "node_key": self.node_key.public_key.hex(),
         }
 

@@ -278,6 +278,14 @@ def test_compact_proposal_with_another_signed_variant_fetches_the_full_block() -
     run(scenario)
 
 
+def ask(engine: Engine, peer_height: int) -> None:
+    """Make `engine` request blocks from PEER (only replies to a request count)."""
+    engine.sync.on_claim(PEER, peer_height)
+    engine.sync.end_grace(engine.height)
+    engine._request_sync()
+    assert engine.sync.get_awaited(PEER) is not None
+
+
 def test_sync_with_an_empty_cache_verifies_every_signature() -> None:
     def scenario() -> None:
         # a chain of two blocks, synced into a first node
@@ -287,6 +295,7 @@ def test_sync_with_an_empty_cache_verifies_every_signature() -> None:
         for nonce in range(2):
             block = build(first, [pay(nonce)], name)
             raw = [[block.encode(), certify(first, block).encode()]]
+            ask(first, block.height)
             first._handle(PeerMessage(PEER, msg.BLOCKS, raw))
             blocks.append(block)
         assert first.height == 2
@@ -296,6 +305,7 @@ def test_sync_with_an_empty_cache_verifies_every_signature() -> None:
         assert len(served) == 2
         second, _ = make_engine()
         assert len(second.mempool.verified) == 0
+        ask(second, 2)
         second._handle(PeerMessage(PEER, msg.BLOCKS, served))
         assert second.height == 2
         assert all(tx.wire_hash in second.mempool.verified for b in blocks for tx in b.txs)
@@ -303,6 +313,7 @@ def test_sync_with_an_empty_cache_verifies_every_signature() -> None:
         zero = forge(pay(2), ALICE.public_key)
         forged = build(second, [zero], name)
         commit = certify(second, forged)
+        ask(second, 3)
         second._handle(PeerMessage(PEER, msg.BLOCKS, [[forged.encode(), commit.encode()]]))
         assert second.height == 2
         assert zero.wire_hash not in second.mempool.verified

@@ -68,7 +68,9 @@ def test_killed_during_load_catches_up_without_double_signing(net: Net) -> None:
     def load() -> None:
         i = 0
         while not stop.is_set():
-            tx = net.transfer("nbc", "aclb", 1) if i % 2 else net.transfer("aclb", "nbc", 1)
+            # Between funded banks: the mempool interleaves signers fairly, so a payment
+            # that only another signer's pending payment would fund may be rejected.
+            tx = net.transfer("aba", "aclb", 1) if i % 2 else net.transfer("aclb", "aba", 1)
             target = "nbc" if i % 2 else "aclb"
             code, body = net.submit(target, tx)
             if code == 202:

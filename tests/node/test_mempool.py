@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -11,8 +13,9 @@ from ledger.commands import Freeze, Transfer
 from ledger.crypto import PrivateKey
 from ledger.transition import BlockContext
 from ledger.tx import SignedTx, TxSignature, add_signature
+from node import mempool as mempool_module
 from node.mempool import Mempool, MempoolError, VerifiedCache
-from tests.ledger.helpers import CHAIN_ID, Ledger, make_key, make_tx
+from tests.ledger.helpers import CHAIN_ID, GENESIS_TIME, Ledger, make_key, make_tx
 
 TTL_MS = 3_600_000
 SKEW_MS = 60_000
@@ -192,3 +195,323 @@ def test_update_drops_included_and_rejects_what_can_no_longer_apply() -> None:
     assert len(mempool) == 0
     assert mempool.rejection_of(overdraft.hash) == "insufficient_funds"
     assert ledger.store.get(schema.make_mempool_key(overdraft.hash)) is None
+
+
+# The executable/queued split: txs behind a nonce gap wait out of blocks.
+
+SIGNERS = ("alice@aclb", "carol@wing", "admin@aclb", "admin@wing", "bob@aclb")  # bob: no KHR
+
+
+def _split_mempool(
+    ledger: Ledger,
+    capacity: int = 1_000,
+    window: int = 100,
+    per_signer: int = 64,
+    queued: int = 10_000,
+) -> Mempool:
+    return Mempool(
+        ledger.store,
+        CHAIN_ID,
+        capacity=capacity,
+        nonce_window=window,
+        tx_ttl_ms=TTL_MS,
+        max_clock_skew_ms=SKEW_MS,
+        max_queued_per_signer=per_signer,
+        max_queued=queued,
+    )
+
+
+def _tx(signer: str, nonce: int, amount: int = 1, created_at: int = GENESIS_TIME) -> SignedTx:
+    """The same tx for the same arguments, so that a test's block holds the mempool's."""
+    to = "carol@wing" if signer != "carol@wing" else "alice@aclb"
+    return make_tx(signer, nonce, Transfer(signer, to, "KHR", amount), created_at=created_at)
+
+
+def _admit(mempool: Mempool, ledger: Ledger, signer: str, *nonces: int) -> None:
+    for nonce in nonces:
+        tx = _tx(signer, nonce)
+        mempool.add(tx, tx.encode(), ledger.time_ms)
+
+
+def _commit(mempool: Mempool, ledger: Ledger, txs: list[SignedTx]) -> list[tuple[bytes, str]]:
+    """Commit one block of `txs` (those that fail are left out), then update as the
+    engine does."""
+    result = ledger.apply(txs)
+    included = [tx for tx, r in zip(txs, result.results, strict=True) if r.code is None]
+    ctx = BlockContext(CHAIN_ID, ledger.height + 1, ledger.time_ms)
+    return mempool.update([tx.hash for tx in included], {tx.body.signer for tx in included}, ctx)
+
+
+def _candidate_nonces(mempool: Mempool, max_txs: int = 10_000) -> list[tuple[str, int]]:
+    return [(tx.body.signer, tx.body.nonce) for tx in mempool.candidates(max_txs, 1 << 30)]
+
+
+def _assert_split_matches_naive(mempool: Mempool, ledger: Ledger) -> None:
+    """The incremental split against one computed from scratch: the run of pending
+    nonces from each signer's committed one is executable, the rest queued."""
+    executable_total = 0
+    expected_candidates = set()
+    for signer in SIGNERS:
+        pending = set(mempool.pending_nonces(signer))
+        nonce = ledger.nonce(signer)
+        run = []
+        while nonce in pending:
+            run.append(nonce)
+            nonce += 1
+        assert mempool.nonce_split(signer) == (run, sorted(pending - set(run))), signer
+        executable_total += len(run)
+        expected_candidates |= {(signer, n) for n in run}
+    assert mempool.executable_count == executable_total
+    assert mempool.queued_count == len(mempool) - executable_total
+    assert mempool.has_executable() == (executable_total > 0)
+    candidates = _candidate_nonces(mempool)
+    assert set(candidates) == expected_candidates and len(candidates) == executable_total
+    for signer in SIGNERS:
+        mine = [n for s, n in candidates if s == signer]
+        assert mine == sorted(mine)
+
+
+def _step_add(*nonces: int) -> Callable[[Mempool, Ledger], object]:
+    return lambda mempool, ledger: _admit(mempool, ledger, "alice@aclb", *nonces)
+
+
+def _step_commit(*nonces: int, amount: int = 1) -> Callable[[Mempool, Ledger], object]:
+    return lambda mempool, ledger: _commit(
+        mempool, ledger, [_tx("alice@aclb", n, amount) for n in nonces]
+    )
+
+
+def _step_reject(nonce: int) -> Callable[[Mempool, Ledger], object]:
+    return lambda mempool, ledger: mempool.reject(_tx("alice@aclb", nonce).hash, "test")
+
+
+# (step, alice's expected (executable, queued) nonces after it)
+GAP_STEPS = [
+    (_step_add(1), ([], [1])),  # a gap: queued, no candidate, nothing to execute
+    (_step_add(3), ([], [1, 3])),
+    (_step_add(0), ([0, 1], [3])),  # filling the gap promotes what follows it
+    (_step_add(2), ([0, 1, 2, 3], [])),
+    (_step_commit(0, 1), ([2, 3], [])),  # a commit advances the run
+    (_step_add(6), ([2, 3], [6])),
+    (_step_commit(2, 3, 4, 5), ([6], [])),  # 4 and 5 came from elsewhere: 6 is promoted
+    (_step_add(8, 9), ([6], [8, 9])),
+    (_step_commit(6, 7), ([8, 9], [])),
+    # another tx took nonce 8: ours is evicted as bad_nonce, 9 stays executable
+    (_step_commit(8, amount=2), ([9], [])),
+    (_step_add(10, 11, 12), ([9, 10, 11, 12], [])),
+    (_step_reject(10), ([9], [11, 12])),  # rejected: its successors wait behind the gap
+    (_step_add(10), ([9, 10, 11, 12], [])),  # resubmitted: promoted again
+    (_step_reject(9), ([], [10, 11, 12])),
+    (_step_commit(9), ([10, 11, 12], [])),
+]
+
+
+def test_split_steps() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger)
+    assert not mempool.has_executable() and mempool.executable_count == 0
+    for number, (step, expected) in enumerate(GAP_STEPS):
+        step(mempool, ledger)
+        assert mempool.nonce_split("alice@aclb") == expected, number
+        executable, queued = expected
+        assert _candidate_nonces(mempool) == [("alice@aclb", n) for n in executable], number
+        assert mempool.has_executable() == bool(executable), number
+        assert (mempool.executable_count, mempool.queued_count) == (len(executable), len(queued))
+        assert len(mempool) == len(executable) + len(queued)
+        _assert_split_matches_naive(mempool, ledger)
+
+
+def test_commit_evicts_a_replaced_nonce_and_records_it() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger)
+    _admit(mempool, ledger, "alice@aclb", 0, 1)
+    evicted = _commit(mempool, ledger, [_tx("alice@aclb", 0, amount=2)])
+    assert evicted == [(_tx("alice@aclb", 0).hash, "bad_nonce")]
+    assert mempool.nonce_split("alice@aclb") == ([1], [])
+
+
+def test_failed_head_demotes_its_run_and_trims_it_to_the_cap() -> None:
+    # bob has no KHR: his head fails on re-check; 1..4 then wait behind a gap, and the
+    # highest two go so that he keeps at most 2 queued
+    ledger = Ledger()
+    mempool = _split_mempool(ledger, per_signer=2)
+    _admit(mempool, ledger, "bob@aclb", 0, 1, 2, 3, 4)
+    _admit(mempool, ledger, "alice@aclb", 0)
+    assert mempool.nonce_split("bob@aclb") == ([0, 1, 2, 3, 4], [])
+    evicted = _commit(mempool, ledger, [_tx("alice@aclb", 0)])
+    assert evicted == [
+        (_tx("bob@aclb", 0).hash, "insufficient_funds"),
+        (_tx("bob@aclb", 4).hash, "queue_full"),
+        (_tx("bob@aclb", 3).hash, "queue_full"),
+    ]
+    assert mempool.nonce_split("bob@aclb") == ([], [1, 2])
+    assert not mempool.has_executable()
+    assert mempool.rejection_of(_tx("bob@aclb", 4).hash) == "queue_full"
+    assert ledger.store.get(schema.make_mempool_key(_tx("bob@aclb", 4).hash)) is None
+
+
+def test_reject_trims_demoted_txs_to_the_cap() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger, per_signer=1)
+    _admit(mempool, ledger, "alice@aclb", 0, 1, 2)
+    mempool.reject(_tx("alice@aclb", 0).hash, "insufficient_funds")
+    assert mempool.nonce_split("alice@aclb") == ([], [1])
+    assert mempool.rejection_of(_tx("alice@aclb", 2).hash) == "queue_full"
+    _assert_split_matches_naive(mempool, ledger)
+
+
+def test_recheck_window_rotates_over_ready_signers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one signer re-checked per block: bob's failing head is found on the third
+    monkeypatch.setattr(mempool_module, "RECHECK_WINDOW", 1)
+    ledger = Ledger()
+    mempool = _split_mempool(ledger)
+    for signer in ("alice@aclb", "carol@wing", "bob@aclb"):
+        _admit(mempool, ledger, signer, 0)
+    _admit(mempool, ledger, "admin@aclb", 1)  # queued only: nothing to re-check
+    evictions = [_commit(mempool, ledger, []) for _ in range(3)]
+    assert evictions == [[], [], [(_tx("bob@aclb", 0).hash, "insufficient_funds")]]
+
+
+def test_invalid_queue_full() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger, per_signer=2)
+    _admit(mempool, ledger, "alice@aclb", 1, 2)
+    third = _tx("alice@aclb", 3)
+    with pytest.raises(MempoolError) as caught:
+        mempool.add(third, third.encode(), ledger.time_ms)
+    assert (caught.value.code, caught.value.status) == ("queue_full", 429)
+    assert "nonce 0" in caught.value.message
+    # the tx that fills the gap is never refused for the queue, and makes room in it
+    _admit(mempool, ledger, "alice@aclb", 0, 3)
+    assert mempool.nonce_split("alice@aclb") == ([0, 1, 2, 3], [])
+    # other signers have queues of their own
+    _admit(mempool, ledger, "carol@wing", 1, 2)
+
+
+def test_invalid_mempool_queue_full() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger, per_signer=2, queued=3)
+    _admit(mempool, ledger, "alice@aclb", 1, 2)
+    _admit(mempool, ledger, "carol@wing", 1)
+    assert _refused(mempool, _tx("carol@wing", 2), ledger.time_ms) == "mempool_queue_full"
+    assert _refused(mempool, _tx("admin@aclb", 1), ledger.time_ms) == "mempool_queue_full"
+    _admit(mempool, ledger, "admin@aclb", 0)  # executable: admitted
+    assert mempool.queued_count == 3 and mempool.executable_count == 1
+
+
+def test_candidates_are_fair_across_signers() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger, capacity=6_000, window=6_000)
+    busy = [_tx("alice@aclb", n) for n in range(5_000)]
+    mempool.add_many([(tx, tx.encode()) for tx in busy], ledger.time_ms)
+    _admit(mempool, ledger, "carol@wing", 0)
+    block = _candidate_nonces(mempool, max_txs=100)
+    assert len(block) == 100
+    assert block[:2] == [("alice@aclb", 0), ("carol@wing", 0)]
+    assert block[2:] == [("alice@aclb", n) for n in range(1, 99)]
+    # the byte limit stops the block too
+    size = sum(len(tx.encode()) for tx in busy[:10])
+    assert len(list(mempool.candidates(100, size))) == 10
+
+
+def test_candidates_round_robin_and_a_served_signer_goes_last() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger)
+    _admit(mempool, ledger, "alice@aclb", 0, 1, 2)
+    _admit(mempool, ledger, "carol@wing", 0)
+    _admit(mempool, ledger, "admin@aclb", 0, 1)
+    assert _candidate_nonces(mempool) == [
+        ("alice@aclb", 0),
+        ("carol@wing", 0),
+        ("admin@aclb", 0),
+        ("alice@aclb", 1),
+        ("admin@aclb", 1),
+        ("alice@aclb", 2),
+    ]
+    _commit(mempool, ledger, [_tx("alice@aclb", 0)])
+    assert _candidate_nonces(mempool, max_txs=3) == [
+        ("carol@wing", 0),
+        ("admin@aclb", 0),
+        ("alice@aclb", 1),
+    ]
+
+
+def test_queued_txs_expire() -> None:
+    ledger = Ledger()
+    mempool = _split_mempool(ledger, per_signer=2)
+    later = GENESIS_TIME + 600_000
+    run = [_tx("alice@aclb", n, created_at=later) for n in range(5)]
+    run[1] = _tx("alice@aclb", 1)  # created earlier than the rest
+    queued = _tx("carol@wing", 1)
+    mempool.add_many([(tx, tx.encode()) for tx in (*run, queued)], later)
+    assert mempool.nonce_split("alice@aclb") == ([0, 1, 2, 3, 4], [])
+    ctx = BlockContext(CHAIN_ID, ledger.height + 1, GENESIS_TIME + TTL_MS + 1)
+    evicted = mempool.update([], set(), ctx)
+    # nonce 1 leaves a gap: alice's later nonces wait for a new one, as many as her
+    # queue holds
+    assert sorted(evicted) == sorted(
+        [(run[1].hash, "expired"), (queued.hash, "expired"), (run[4].hash, "queue_full")]
+    )
+    assert mempool.nonce_split("alice@aclb") == ([0], [2, 3])
+    assert mempool.queued_count == 2 and mempool.executable_count == 1
+    assert ledger.store.get(schema.make_mempool_key(queued.hash)) is None
+
+
+def test_load_rebuilds_the_split() -> None:
+    # persisted txs come back in key (hash) order: the restart must not take a run for
+    # a gap, even with a queue cap smaller than the run
+    ledger = Ledger()
+    mempool = _split_mempool(ledger)
+    _admit(mempool, ledger, "alice@aclb", *range(10), 12)
+    _admit(mempool, ledger, "carol@wing", 1)
+    restarted = _split_mempool(ledger, per_signer=1)
+    assert restarted.load(ledger.time_ms) == 12
+    assert restarted.nonce_split("alice@aclb") == (list(range(10)), [12])
+    assert restarted.nonce_split("carol@wing") == ([], [1])
+    assert restarted.executable_count == 10 and restarted.queued_count == 2
+    _assert_split_matches_naive(restarted, ledger)
+
+
+def test_split_stays_right_on_a_random_schedule() -> None:
+    """Admissions, blocks (with txs that fail and txs from elsewhere), rejections and
+    expiry in a seeded random order; after each, the split equals the naive one."""
+    rng = random.Random(11)
+    ledger = Ledger()
+    mempool = _split_mempool(ledger, window=12, per_signer=4, queued=12)
+    for _ in range(400):
+        roll, signer = rng.random(), rng.choice(SIGNERS)
+        if roll < 0.55:
+            _random_admission(rng, mempool, ledger, signer)
+        elif roll < 0.85:
+            block = list(mempool.candidates(rng.randrange(1, 8), 1 << 30))
+            if rng.random() < 0.2:  # a tx this node never had takes a nonce
+                block.insert(0, _tx(signer, ledger.nonce(signer), amount=3))
+            _commit(mempool, ledger, block)
+        elif roll < 0.95:
+            nonces = mempool.pending_nonces(signer)
+            if nonces:
+                mempool.reject(_any_hash(mempool, signer, rng.choice(nonces)), "test")
+        else:
+            ledger.time_ms += TTL_MS // 4
+            _commit(mempool, ledger, [])
+        _assert_split_matches_naive(mempool, ledger)
+        assert all(len(mempool.nonce_split(s)[1]) <= 4 for s in SIGNERS)
+        assert mempool.queued_count <= 12
+
+
+def _random_admission(rng: random.Random, mempool: Mempool, ledger: Ledger, signer: str) -> None:
+    """Mostly the signer's first missing nonce (runs grow, gaps fill), else any in reach."""
+    nonce = ledger.nonce(signer) + rng.randrange(8)
+    if rng.random() < 0.6:
+        pending = set(mempool.pending_nonces(signer))
+        nonce = ledger.nonce(signer)
+        while nonce in pending:
+            nonce += 1
+    created = ledger.time_ms - rng.randrange(TTL_MS // 2)
+    tx = _tx(signer, nonce, amount=rng.choice((1, 1, 2)), created_at=created)
+    mempool.add_many([(tx, tx.encode())], ledger.time_ms)
+
+
+def _any_hash(mempool: Mempool, signer: str, nonce: int) -> bytes:
+    pending = (SignedTx.decode(raw) for raw in mempool.all_raw())
+    return next(tx.hash for tx in pending if (tx.body.signer, tx.body.nonce) == (signer, nonce))
