@@ -1,9 +1,19 @@
 """The consensus driver: the one task that owns the consensus state.
 
-Peers, timers and the mempool feed it events through a queue; it runs the state
-machine's actions in a fixed order (persist, then send, then apply). It also builds
-blocks when this validator proposes, judges peers' blocks by re-executing them, commits
-decided blocks in one store batch, and catches up by block sync when it falls behind.
+Peers, timers and the mempool feed it events through a queue. For each event it steps
+the state machine and runs every action returned, in order (persist, then send, then
+apply), to the end; nothing feeds the machine from inside an action: follow-up work
+(the next height's buffered messages) goes back on the queue as events of its own.
+
+Collaborators with explicit inputs, each unit-tested on its own:
+- `node.blocks.BlockBuilder` builds this validator's block, `BlockJudge` judges a peer's
+  (validation and execution);
+- `node.inbox.FutureInbox` keeps the next height's checked messages, bounded per peer;
+- `node.evidence.EvidencePool` stores equivocation evidence once per step, bounded;
+- `node.sync.SyncTracker` decides whom block sync asks and what a reply was worth.
+What belongs to the current height alone is one `HeightState`, replaced at each height.
+An error in the engine's own side effects stops it (`on_fatal`); a bad peer message is
+dropped on its own.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import consensus as cs
@@ -21,7 +31,6 @@ from ledger.block import (
     Block,
     BlockHeader,
     Commit,
-    build_block,
     compute_tx_root,
     decode_block_header,
 )
@@ -33,10 +42,10 @@ from ledger.schema import (
     make_proposed_block_key,
     make_sign_state_key,
 )
-from ledger.state import State, get_validator_set
-from ledger.transition import BlockContext, BlockResult, apply_block
-from ledger.tx import SignedTx, is_signature_valid
+from ledger.state import get_validator_set
+from ledger.transition import BlockContext, BlockResult
 from node import messages as msg
+from node.blocks import BlockBuilder, BlockJudge, BlockLimits, Tip
 from node.config import ConsensusConfig
 from node.evidence import EvidencePool
 from node.inbox import FutureInbox, StepKey
@@ -69,6 +78,24 @@ class Candidate:
     valid: bool
     last_commit: Commit | None
     raw: bytes | None
+
+
+@dataclass(slots=True)
+class HeightState:
+    """What the engine holds for the current height only; replaced, never patched, when
+    the height changes."""
+
+    # Blocks seen at this height with the node's verdict, by block hash.
+    candidates: dict[bytes, Candidate] = field(default_factory=dict)
+    # The block judged for each round: one per round is executed.
+    round_blocks: dict[int, bytes] = field(default_factory=dict)
+    # This node's own proposal and votes, re-sent to a peer that (re)connects.
+    own_messages: list[tuple[int, Any]] = field(default_factory=list)
+    # Waiting for executable txs (no empty blocks); timeouts deferred meanwhile.
+    idle: bool = False
+    deferred: list[cs.ScheduleTimeout] = field(default_factory=list)
+    # The machine asked this validator for a block; answered once the pause is over.
+    pending_request: cs.RequestProposal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +162,8 @@ class Engine:
         self.context = cs.Context(chain_id, node_key, self.params, self.get_validators)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.state: cs.ConsensusState | None = None
-        self.candidates: dict[bytes, Candidate] = {}
-        # The block judged for each round of this height: one per round is executed.
-        self.round_blocks: dict[int, bytes] = {}
+        self.at = HeightState()
         self.future = FutureInbox()
-        self.own_messages: list[tuple[int, Any]] = []
-        self.idle = False
-        self.deferred: list[cs.ScheduleTimeout] = []
-        self.pending_request: cs.RequestProposal | None = None
         self.last_commit_ms = clock_ms()
         self.max_frame_bytes = max_frame_bytes
         self.sync = SyncTracker(
@@ -151,6 +172,13 @@ class Engine:
         self.sync_verdicts: dict[str, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._validator_cache: dict[int, cs.ValidatorSet] = {}
+        limits = BlockLimits(config.max_block_txs, config.max_block_bytes)
+        self.builder = BlockBuilder(
+            store, chain_id, limits, self.get_validators, node_key.public_key
+        )
+        self.judge = BlockJudge(
+            store, chain_id, limits, self.get_validators, mempool.verified, max_clock_skew_ms
+        )
         self._tip = self._read_tip()
         self.dropped_messages = 0
         self.dropped_future: dict[str, int] = {}
@@ -159,6 +187,10 @@ class Engine:
         self.failure: BaseException | None = None
 
     # Queries.
+    @property
+    def candidates(self) -> dict[bytes, Candidate]:
+        return self.at.candidates
+
     @property
     def evidence_count(self) -> int:
         return self.evidence.stored
@@ -225,7 +257,7 @@ class Engine:
     def wake(self) -> None:
         """Called when txs arrive; cheap when not idle. Txs behind a nonce gap cannot go
         into a block, so they wake nothing."""
-        if self.mempool.has_executable() and (self.idle or self.pending_request is not None):
+        if self.mempool.has_executable() and (self.at.idle or self.at.pending_request is not None):
             self.submit(Wake())
 
     # Event dispatch.
@@ -268,12 +300,12 @@ class Engine:
             self._send_proposal(action.proposal)
         elif isinstance(action, cs.BroadcastVote):
             payload = action.vote.encode()
-            self.own_messages.append((msg.VOTE, payload))
+            self.at.own_messages.append((msg.VOTE, payload))
             self._broadcast(msg.VOTE, payload)
         elif isinstance(action, cs.ScheduleTimeout):
             self._schedule(action)
         elif isinstance(action, cs.RequestProposal):
-            self.pending_request = action
+            self.at.pending_request = action
             self._try_propose()
         elif isinstance(action, cs.Decide):
             self._decide(action)
@@ -281,8 +313,8 @@ class Engine:
             self._record_evidence(action)
 
     def _schedule(self, action: cs.ScheduleTimeout) -> None:
-        if self.idle:
-            self.deferred.append(action)
+        if self.at.idle:
+            self.at.deferred.append(action)
             return
         event = cs.TimeoutFired(action.height, action.round, action.step)
         self._call_later(action.duration_ms / 1000, event)
@@ -304,9 +336,7 @@ class Engine:
         """Start consensus for the height after the tip: idle until txs arrive."""
         height = self.height + 1
         sign_state = self._load_sign_state()
-        self._reset_height()
-        self.pending_request = None
-        self.deferred.clear()
+        self.at = HeightState()
         self.state = cs.new_state(self.context, height, sign_state)
         resumed = restored and sign_state is not None and sign_state.height == height
         self._set_idle(resumed)
@@ -314,10 +344,13 @@ class Engine:
         self._requeue_future()
 
     def _reset_height(self) -> None:
-        """Forget what belonged to the height just left."""
-        self.candidates.clear()
-        self.round_blocks.clear()
-        self.own_messages.clear()
+        """Forget what belonged to the height just left: its blocks and own messages. The
+        idle flag, the deferred timeouts and the pending proposal request are the new
+        height's already (the machine's actions for it follow the Decide)."""
+        at = self.at
+        self.at = HeightState(
+            idle=at.idle, deferred=at.deferred, pending_request=at.pending_request
+        )
 
     def _requeue_future(self) -> None:
         """The messages kept for this height become ordinary events, each handled (and,
@@ -328,30 +361,30 @@ class Engine:
     def _set_idle(self, resumed: bool = False) -> None:
         """A new height waits for txs that can execute (no empty blocks, also not for txs
         behind a nonce gap), or for the heartbeat if one is set."""
-        self.idle = not resumed and not self.mempool.has_executable()
-        if self.idle and self.config.heartbeat_ms:
+        self.at.idle = not resumed and not self.mempool.has_executable()
+        if self.at.idle and self.config.heartbeat_ms:
             self._call_later(self.config.heartbeat_ms / 1000, Wake(self.height + 1))
 
     def _on_wake(self, event: Wake) -> None:
         # a heartbeat set for an earlier height
         if event.height is not None and event.height != self.height + 1:
             return
-        if self.idle:
+        if self.at.idle:
             if event.height is None and not self.mempool.has_executable():
                 return  # only txs behind a nonce gap arrived
             self._leave_idle()
-        elif self.pending_request is not None:
+        elif self.at.pending_request is not None:
             self._try_propose()
 
     def _leave_idle(self) -> None:
         """Peers are working on this height (or txs arrived): arm the deferred timeouts and,
         if this validator is the proposer, propose (an empty block if its mempool missed
         the txs), so that the height cannot stall on one node's view of the mempool."""
-        self.idle = False
-        deferred, self.deferred = self.deferred, []
+        self.at.idle = False
+        deferred, self.at.deferred = self.at.deferred, []
         for action in deferred:
             self._schedule(action)
-        if self.pending_request is not None:
+        if self.at.pending_request is not None:
             self._try_propose()
 
     def _load_sign_state(self) -> cs.SignState | None:
@@ -360,110 +393,47 @@ class Engine:
 
     # Proposing.
     def _try_propose(self) -> None:
-        request = self.pending_request
+        request = self.at.pending_request
         if request is None or self.state is None:
             return
         if (request.height, request.round) != (self.state.height, self.state.round):
-            self.pending_request = None
+            self.at.pending_request = None
             return
         wait_ms = self.last_commit_ms + self.config.timeout_commit_ms - self.clock_ms()
         if wait_ms > 0:
             self._call_later(wait_ms / 1000, _ProposeNow())
             return
-        if self.idle:
+        if self.at.idle:
             return  # woken by the next tx or the heartbeat
-        self.pending_request = None
+        self.at.pending_request = None
         candidate = self._build_block(request.height)
-        self.candidates[candidate.block.hash] = candidate
+        self.at.candidates[candidate.block.hash] = candidate
         # A restarted proposer re-sends its signed proposal: keep the body it names.
         with self.store.atomic_batch(sync=False) as batch:
             batch.put(make_proposed_block_key(), candidate.raw or candidate.block.encode())
         self._feed(cs.ProposalValue(request.height, request.round, candidate.block.hash))
 
     def _build_block(self, height: int) -> Candidate:
-        prev = chain.get_block_header(self.store, height - 1)
-        now = self.clock_ms()
-        time_ms = max(now, prev.time_ms) if prev else now
-        ctx = BlockContext(self.chain_id, height, time_ms)
-        txs = list(self.mempool.candidates(self.config.max_block_txs, self.config.max_block_bytes))
-        txs, result, failed = self._execute_candidates(height, ctx, txs)
-        included = []
-        for tx, tx_result in zip(txs, result.results, strict=True):
-            if tx_result.code is None:
-                included.append(tx)
-            else:
-                failed.append((tx, tx_result.code))
-        for tx, code in failed:
-            if not self._may_apply_later(tx, code):
-                self.mempool.reject(tx.hash, code)
-        result = BlockResult(result.state_hash, result.changes, result.included)
-        validators = self.get_validators(height)
-        last_commit = chain.get_commit(self.store, height - 1) if height > 1 else None
-        block = build_block(
-            chain_id=self.chain_id,
-            height=height,
-            time_ms=time_ms,
-            prev_hash=self._tip_hash(),
-            state_hash=result.state_hash,
-            proposer=self._my_name(validators),
-            validator_set_hash=validators.hash,
-            last_commit_hash=last_commit.hash if last_commit else ZERO_HASH,
-            txs=included,
-        )
-        return Candidate(block, result, True, last_commit, block.encode())
-
-    def _execute_candidates(
-        self, height: int, ctx: BlockContext, txs: list[SignedTx]
-    ) -> tuple[list[SignedTx], BlockResult, list[tuple[SignedTx, str]]]:
-        """Run the candidates on an overlay. The mempool interleaves signers fairly, so
-        a payment may come before another signer's payment that funds it: txs that fail
-        for want of funds (and their signers' later txs) run once more, after everything
-        that passed. Returns the txs in block order, their result, and the txs left out
-        of that order with their first failure."""
-        prev_state = self._state_hash(height - 1)
-        result = apply_block(self.store, prev_state, ctx, txs)
-        if not any(r.code == "insufficient_funds" for r in result.results):
-            return txs, result, []
-        passed: list[SignedTx] = []
-        retry: list[SignedTx] = []
-        dropped: list[tuple[SignedTx, str]] = []
-        waiting: set[str] = set()
-        for tx, tx_result in zip(txs, result.results, strict=True):
-            if tx_result.code is None and tx.body.signer not in waiting:
-                passed.append(tx)
-            elif tx_result.code == "insufficient_funds" or tx.body.signer in waiting:
-                retry.append(tx)
-                waiting.add(tx.body.signer)
-            else:
-                dropped.append((tx, tx_result.code or ""))
-        order = passed + retry
-        return order, apply_block(self.store, prev_state, ctx, order), dropped
-
-    def _may_apply_later(self, tx: SignedTx, code: str) -> bool:
-        """A nonce ahead of the signer's next one waits for the gap to fill."""
-        return code == "bad_nonce" and tx.body.nonce > self._committed_nonce(tx.body.signer)
-
-    def _committed_nonce(self, signer: str) -> int:
-        account = State(self.store).get_account(signer)
-        return account.nonce if account else 0
-
-    def _my_name(self, validators: cs.ValidatorSet) -> str:
-        index = validators.get_index(self.node_key.public_key)
-        return validators.validators[index].name if index is not None else ""
+        candidates = self.mempool.candidates(self.config.max_block_txs, self.config.max_block_bytes)
+        built = self.builder.build(Tip(*self._tip), self.clock_ms(), list(candidates))
+        for tx_hash, code in built.rejected:
+            self.mempool.reject(tx_hash, code)
+        block = built.block
+        return Candidate(block, built.result, True, built.last_commit, block.encode())
 
     def _send_proposal(self, proposal: cs.Proposal) -> None:
         """Peers already hold the txs (gossip): the proposal names them by body hash (their
         mempool key). A peer missing some, or holding another signed variant of one (the
         tx root, over wire hashes, then differs), asks for the full block (GET_PROPOSAL);
         a peer that (re)connects gets the full block at once."""
-        candidate = self.candidates.get(proposal.block_hash) or self._restore_proposed()
+        candidate = self.at.candidates.get(proposal.block_hash) or self._restore_proposed()
         if candidate is None or candidate.block.hash != proposal.block_hash:
             log.error("proposal for an unknown block %s", proposal.block_hash.hex()[:16])
             return
         last = candidate.last_commit.encode() if candidate.last_commit else b""
         block = candidate.block
         full = [proposal.encode(), candidate.raw or block.encode(), last]
-        self.own_messages.append((msg.PROPOSAL, full))
+        self.at.own_messages.append((msg.PROPOSAL, full))
         hashes = [tx.hash for tx in block.txs]
         compact = [proposal.encode(), block.header.encode(), hashes, last]
         self._broadcast(msg.COMPACT_PROPOSAL, compact)
@@ -481,7 +451,7 @@ class Engine:
 
     # Judging peers' blocks.
     def _judge(self, block: Block, raw: bytes | None, last_commit: Commit | None) -> Candidate:
-        known = self.candidates.get(block.hash)
+        known = self.at.candidates.get(block.hash)
         if known is not None:
             return known
         try:
@@ -492,81 +462,17 @@ class Engine:
         except (LedgerError, cs.ConsensusError) as exc:
             log.warning("invalid block %d %s: %s", block.height, block.hash.hex()[:16], exc)
             candidate = Candidate(block, None, False, last_commit, raw)
-        self.candidates[block.hash] = candidate
+        self.at.candidates[block.hash] = candidate
         return candidate
 
     def _validate_block(self, block: Block, last_commit: Commit | None, live: bool) -> BlockResult:
-        """Every check a validator makes before prevoting a block; raises on the first.
-        Execution comes before signature verification: `apply_tx` checks that every key
-        signing a tx is the signer's (on the state as of that tx), so no foreign key is
-        ever verified. The signatures verified here enter the shared cache only once the
-        whole block passed: nothing of an invalid block is remembered as verified."""
-        header = block.header
-        height = self.height + 1
-        _require(header.chain_id == self.chain_id, "wrong_chain", "block of another chain")
-        _require(len(block.txs) <= self.config.max_block_txs, "too_many_txs", "over the limit")
-        _require(
-            sum(map(len, block.tx_bytes)) <= self.config.max_block_bytes,
-            "block_too_large",
-            "over the block byte limit",
-        )
-        _require(header.height == height, "bad_height", f"block {header.height}, expected {height}")
-        _require(header.prev_hash == self._tip_hash(), "bad_prev_hash", "does not extend the tip")
-        validators = self.get_validators(height)
-        _require(header.validator_set_hash == validators.hash, "bad_validator_set", "wrong set")
-        _require(
-            any(v.name == header.proposer for v in validators.validators),
-            "bad_proposer",
-            f"proposer {header.proposer!r} is not a validator",
-        )
-        prev = chain.get_block_header(self.store, height - 1)
-        if prev is not None:
-            _require(header.time_ms >= prev.time_ms, "bad_time", "block time goes backwards")
-        if live:
-            future = header.time_ms - self.clock_ms()
-            _require(future <= self.max_clock_skew_ms, "bad_time", "block time is in the future")
-            self._check_last_commit(header.last_commit_hash, last_commit, height)
-        for tx in block.txs:
-            _require(tx.body.chain_id == self.chain_id, "wrong_chain", "tx of another chain")
-        ctx = BlockContext(self.chain_id, height, header.time_ms)
-        result = apply_block(self.store, self._state_hash(height - 1), ctx, block.txs)
-        _require(not any(r.code for r in result.results), "bad_tx", "a tx fails to apply")
-        _require(result.state_hash == header.state_hash, "bad_state_hash", "state hash differs")
-        verified = self._verify_signatures(block.txs)
-        for wire_hash in verified:
-            self.mempool.verified.add(wire_hash)
-        return result
-
-    def _verify_signatures(self, txs: tuple[SignedTx, ...]) -> list[bytes]:
-        """Verify every signature of the txs not in the cache (raises on the first that
-        fails); returns their wire hashes, for the caller to cache once the block is valid."""
-        cache = self.mempool.verified
-        fresh: list[bytes] = []
-        for tx in txs:
-            if tx.wire_hash in cache:
-                continue
-            _require(is_signature_valid(tx), "bad_signature", f"tx {tx.hash.hex()[:16]} signature")
-            fresh.append(tx.wire_hash)
-        return fresh
-
-    def _check_last_commit(self, expected: bytes, last_commit: Commit | None, height: int) -> None:
-        if height == 1:
-            _require(expected == ZERO_HASH, "bad_last_commit", "height 1 has no last commit")
-            return
-        if last_commit is None:
-            raise LedgerError("missing last commit", "bad_last_commit")
-        _require(last_commit.hash == expected, "bad_last_commit", "last commit hash differs")
-        cs.verify_commit(
-            self.get_validators(height - 1),
-            self.chain_id,
-            height - 1,
-            self._tip_hash(),
-            last_commit,
-        )
+        """Every check before prevoting a block (live) or applying a synced one."""
+        now_ms = self.clock_ms() if live else None
+        return self.judge.validate(block, last_commit, Tip(*self._tip), now_ms)
 
     # Deciding.
     def _decide(self, action: cs.Decide) -> None:
-        candidate = self.candidates.get(action.block_hash)
+        candidate = self.at.candidates.get(action.block_hash)
         if candidate is None or candidate.result is None:
             log.error("decided block %s is not held; syncing", action.block_hash.hex()[:16])
             self.sync.end_grace(self.height)
@@ -644,7 +550,7 @@ class Engine:
         (`_check_future`) and kept in the bounded inbox; a later one triggers sync."""
         current = self.height + 1
         if height == current:
-            if self.idle:
+            if self.at.idle:
                 self._leave_idle()
             return True
         if height > current:
@@ -703,14 +609,14 @@ class Engine:
             return
         last_commit = Commit.decode(raw_last) if raw_last else None
         candidate = self._judge(block, raw_block, last_commit)
-        self.round_blocks.setdefault(proposal.round, block.hash)
+        self.at.round_blocks.setdefault(proposal.round, block.hash)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
     def _is_round_open(self, proposal: cs.Proposal) -> bool:
         """At most one block per round is executed: a second, different block signed by
         the round's proposer is equivocation (the machine records the evidence), and is
         not run."""
-        judged = self.round_blocks.get(proposal.round)
+        judged = self.at.round_blocks.get(proposal.round)
         if judged is None or judged == proposal.block_hash:
             return True
         self.metrics.drop_proposal("second_block_for_round")
@@ -730,7 +636,7 @@ class Engine:
         if not self._is_round_open(proposal):
             self._feed(cs.ProposalReceived(proposal, False))
             return
-        candidate = self.candidates.get(header.hash)
+        candidate = self.at.candidates.get(header.hash)
         if candidate is None:
             txs = [self.mempool.get(tx_hash) for tx_hash in hashes]
             held = [tx for tx in txs if tx is not None]
@@ -746,7 +652,7 @@ class Engine:
             block = Block(header, tuple(held))
             last_commit = Commit.decode(raw_last) if raw_last else None
             candidate = self._judge(block, None, last_commit)
-        self.round_blocks.setdefault(proposal.round, header.hash)
+        self.at.round_blocks.setdefault(proposal.round, header.hash)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
     def _is_proposal_acceptable(self, proposal: cs.Proposal, message: PeerMessage) -> bool:
@@ -791,7 +697,7 @@ class Engine:
 
     def _on_get_proposal(self, message: PeerMessage) -> None:
         block_hash = msg.parse_get_proposal(message.payload)
-        for kind, payload in self.own_messages:
+        for kind, payload in self.at.own_messages:
             if kind == msg.PROPOSAL and cs.Proposal.decode(payload[0]).block_hash == block_hash:
                 self._send(message.peer, msg.PROPOSAL, payload)
                 return
@@ -869,7 +775,7 @@ class Engine:
     def regossip(self, peer: bytes) -> None:
         """On (re)connect: our status and this height's own proposal and votes."""
         self._send(peer, msg.STATUS, [self.height, self._tip_hash()])
-        for kind, payload in self.own_messages:
+        for kind, payload in self.at.own_messages:
             self._send(peer, kind, payload)
 
     # Helpers.
@@ -880,12 +786,6 @@ class Engine:
         """(height, hash) of the last committed block: read once, then kept by `_commit`."""
         height = chain.get_height(self.store)
         return height, chain.get_block_hash(self.store, height) or ZERO_HASH
-
-    def _state_hash(self, height: int) -> bytes:
-        value = chain.get_state_hash(self.store, height)
-        if value is None:
-            raise LedgerError(f"no state hash at height {height}", "store_error")
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -914,8 +814,3 @@ def _describe(event: Any) -> str:
     if isinstance(event, PeerMessage):
         return f"message type {event.kind} from peer {event.peer.hex()[:16]}"
     return type(event).__name__
-
-
-def _require(ok: bool, code: str, message: str) -> None:
-    if not ok:
-        raise LedgerError(message, code)
