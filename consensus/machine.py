@@ -175,12 +175,13 @@ def on_vote(state: ConsensusState, vote: Vote, out: Actions) -> ConsensusState:
     # the same vote again
     if any(other.block_hash == vote.block_hash for other in known):
         return count_drop(state, "duplicate")
+    # a bounded number of them is kept (and reported: evidence once per step); checked
+    # before the signature, so a flood for a full step costs no verification
+    if len(known) >= MAX_MESSAGES_PER_STEP:
+        return count_drop(state, "equivocation")
     # the validator really signed it
     if not vote.is_signed_by_validator(state.context.chain_id):
         return count_drop(state, "bad_signature")
-    # a bounded number of them is kept (and reported: evidence once per step)
-    if len(known) >= MAX_MESSAGES_PER_STEP:
-        return count_drop(state, "equivocation")
     # a second, different vote for the same step is evidence
     if known:
         out.append(Evidence(known[0], vote))

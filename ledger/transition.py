@@ -47,6 +47,7 @@ from ledger.errors import (
     Overflow,
     PermissionDenied,
     RateChanged,
+    StoreError,
     UnknownAccount,
     UnknownAsset,
     UnknownBank,
@@ -438,6 +439,11 @@ def apply_tx(state: State, ctx: BlockContext, tx: SignedTx) -> TxResult:
     state.begin()
     try:
         process_tx(state, ctx, tx)
+    except StoreError:
+        # The store failed, not the tx: never a verdict on the tx (it would reject a
+        # client's tx, or call an honest block invalid).
+        state.rollback()
+        raise
     except LedgerError as exc:
         state.rollback()
         return TxResult(tx.hash, exc.code, get_tx_accounts(tx))

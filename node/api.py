@@ -513,7 +513,6 @@ def _pay_once(
         if key is not None:  # nothing was admitted: a retry may sign again
             node.idempotency.discard(scope, key)
         raise
-    node.operator_nonce = tx.body.nonce + 1
     return tx.hash, False, None
 
 

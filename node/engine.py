@@ -96,6 +96,8 @@ class HeightState:
     deferred: list[cs.ScheduleTimeout] = field(default_factory=list)
     # The machine asked this validator for a block; answered once the pause is over.
     pending_request: cs.RequestProposal | None = None
+    # Blocks whose full proposal this node asked a peer for (once each).
+    fetched: set[bytes] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,8 +307,9 @@ class Engine:
         elif isinstance(action, cs.ScheduleTimeout):
             self._schedule(action)
         elif isinstance(action, cs.RequestProposal):
+            # answered as an event of its own: building a block feeds the machine
             self.at.pending_request = action
-            self._try_propose()
+            self.submit(_ProposeNow())
         elif isinstance(action, cs.Decide):
             self._decide(action)
         elif isinstance(action, cs.Evidence):
@@ -601,26 +604,34 @@ class Engine:
             return
         if not self._is_proposal_acceptable(proposal, message):
             return
+        if len(raw_block) > self.config.max_block_bytes + BLOCK_SLACK_BYTES:
+            self._drop_proposal("too_large", message)
+            return
+        if not self._claim_round(proposal):
+            return
         block = Block.decode(raw_block)
         if not self._is_proposed_header(proposal, block.header, message):
             return
-        if not self._is_round_open(proposal):
-            self._feed(cs.ProposalReceived(proposal, False))
-            return
         last_commit = Commit.decode(raw_last) if raw_last else None
         candidate = self._judge(block, raw_block, last_commit)
-        self.at.round_blocks.setdefault(proposal.round, block.hash)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
-    def _is_round_open(self, proposal: cs.Proposal) -> bool:
-        """At most one block per round is executed: a second, different block signed by
-        the round's proposer is equivocation (the machine records the evidence), and is
-        not run."""
-        judged = self.at.round_blocks.get(proposal.round)
-        if judged is None or judged == proposal.block_hash:
+    def _claim_round(self, proposal: cs.Proposal) -> bool:
+        """At most one block per round is decoded and executed: the first block hash the
+        round's proposer signed claims the round, before anything is decoded. A second,
+        different one is equivocation: the machine records the evidence; it is not run."""
+        claimed = self.at.round_blocks.setdefault(proposal.round, proposal.block_hash)
+        if claimed == proposal.block_hash:
             return True
         self.metrics.drop_proposal("second_block_for_round")
+        self._feed(cs.ProposalReceived(proposal, False))
         return False
+
+    def _fetch_proposal(self, peer: bytes, block_hash: bytes) -> None:
+        """Ask for the full proposal, once per block at this height."""
+        if block_hash not in self.at.fetched:
+            self.at.fetched.add(block_hash)
+            self._send(peer, msg.GET_PROPOSAL, block_hash)
 
     def _on_compact_proposal(self, message: PeerMessage) -> None:
         raw_proposal, raw_header, hashes, raw_last = msg.parse_compact_proposal(message.payload)
@@ -630,29 +641,30 @@ class Engine:
             return
         if not self._is_proposal_acceptable(proposal, message):
             return
+        if len(hashes) > self.config.max_block_txs:
+            self._drop_proposal("too_many_txs", message)
+            return
+        if not self._claim_round(proposal):
+            return
         header = BlockHeader.decode(raw_header)
         if not self._is_proposed_header(proposal, header, message):
-            return
-        if not self._is_round_open(proposal):
-            self._feed(cs.ProposalReceived(proposal, False))
             return
         candidate = self.at.candidates.get(header.hash)
         if candidate is None:
             txs = [self.mempool.get(tx_hash) for tx_hash in hashes]
             held = [tx for tx in txs if tx is not None]
             if len(held) != len(txs):
-                self._send(message.peer, msg.GET_PROPOSAL, header.hash)
+                self._fetch_proposal(message.peer, header.hash)
                 return
             # The root is over wire hashes: a mismatch means a wrong list, or that this
             # mempool holds another signed variant of a body. The full block tells.
             if compute_tx_root([tx.wire_hash for tx in held]) != header.tx_root:
                 log.info("compact proposal: txs held here do not match the tx root; fetching")
-                self._send(message.peer, msg.GET_PROPOSAL, header.hash)
+                self._fetch_proposal(message.peer, header.hash)
                 return
             block = Block(header, tuple(held))
             last_commit = Commit.decode(raw_last) if raw_last else None
             candidate = self._judge(block, None, last_commit)
-        self.at.round_blocks.setdefault(proposal.round, header.hash)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
     def _is_proposal_acceptable(self, proposal: cs.Proposal, message: PeerMessage) -> bool:

@@ -112,7 +112,6 @@ class Node:
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
         self._tasks: list[asyncio.Task[Any]] = []
-        self.operator_nonce: int | None = None
         self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
 
     # Lifecycle.
@@ -347,12 +346,12 @@ class Node:
         }
 
     def next_operator_nonce(self) -> int:
-        """The bank operator's next nonce, counting its txs still pending here."""
+        """The bank operator's next nonce: after its committed txs and the run of its
+        pending txs that can execute. A tx that was admitted and then failed in a block is
+        evicted, so its nonce is used again; never a nonce after a gap, which would queue
+        every later back-office payment behind it."""
         operator = f"admin@{self.config.bank}"
         account = State(self.store).get_account(operator)
         committed = account.nonce if account else 0
-        pending = self.mempool.pending_nonces(operator)
-        candidate = max([committed, *(n + 1 for n in pending)])
-        if self.operator_nonce is not None and self.operator_nonce > candidate:
-            candidate = self.operator_nonce
-        return candidate
+        executable, _ = self.mempool.nonce_split(operator)
+        return max(committed, executable[-1] + 1) if executable else committed

@@ -43,6 +43,13 @@ def _ignore_peer(peer_key: bytes) -> None:
     """Default for the connect/disconnect callbacks."""
 
 
+def _address_of(info: Any) -> tuple[str, int] | None:
+    """(host, port) of a socket address as asyncio reports it, if it is an IP one."""
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return None
+
+
 class PeerManager:
     """Permissioned P2P: only peers whose node key `is_admitted` accepts get a session.
 
@@ -83,6 +90,9 @@ class PeerManager:
         self._rng = rng or random.Random()
         # Inbound connections still in their handshake, per source address.
         self._handshaking: Counter[str] = Counter()
+        # Local (host, port) of our outbound connections still in their handshake: an
+        # inbound connection from one of them is this node dialing itself.
+        self._dialing_from: set[tuple[str, int]] = set()
         self._peers: dict[bytes, Peer] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -231,6 +241,10 @@ class PeerManager:
         outbound: bool,
         address: str,
     ) -> Peer:
+        local = _address_of(writer.get_extra_info("sockname"))
+        remote = _address_of(writer.get_extra_info("peername"))
+        if outbound and local is not None:
+            self._dialing_from.add(local)
         try:
             async with asyncio.timeout(self.params.handshake_timeout):
                 identity, channel = await secret_handshake(
@@ -241,11 +255,15 @@ class PeerManager:
                     node_key=self.node_key,
                     listen_port=self._listen_port,
                     is_admitted=self._is_admitted_safely,
+                    answer_self=lambda: not outbound and remote in self._dialing_from,
                 )
         except TimeoutError as exc:
             raise HandshakeRefused("handshake deadline passed", "timeout") from exc
         except (ConnectionError, OSError) as exc:
             raise HandshakeRefused(f"connection failed: {exc}", "closed") from exc
+        finally:
+            if outbound and local is not None:
+                self._dialing_from.discard(local)
         return Peer(
             identity, channel, outbound, address, reader, writer, self.params, self.counters
         )
@@ -324,11 +342,12 @@ class PeerManager:
             if known_key is not None:
                 await self._wait_session_end(known_key)
             outcome = await self._dial_once(host, port)
-            if outcome.refusal == "self":
-                log.info("p2p: %s:%d is this node itself, not dialing it again", host, port)
-                return
             known_key = outcome.peer_key or known_key
             attempt = 0 if outcome.established else attempt + 1
+            if outcome.refusal == "self":
+                # Never for good: a reflection on the path can look like this too.
+                log.info("p2p: %s:%d is this node itself; trying again later", host, port)
+                attempt = max(attempt, 32)
             await asyncio.sleep(compute_backoff(attempt, self.params, self._rng))
 
     async def _dial_once(self, host: str, port: int) -> SessionOutcome:

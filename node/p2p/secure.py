@@ -253,9 +253,17 @@ async def secret_handshake(
     listen_port: int | None,
     is_admitted: Callable[[bytes], bool],
     ephemeral: X25519PrivateKey | None = None,
+    answer_self: Callable[[], bool] = lambda: False,
 ) -> tuple[PeerIdentity, SecretChannel]:
     """Run the handshake on a fresh connection (the caller bounds it with a deadline).
-    Returns the authenticated peer and the channel; raises HandshakeRefused."""
+    Returns the authenticated peer and the channel; raises HandshakeRefused.
+
+    A listener that finds its own key in the dialer's auth answers it only if
+    `answer_self()`: the caller knows the connection comes from one of its own outbound
+    sockets (asked then, when that dialer has surely registered its socket), and the
+    dialer learns it dialed itself. Otherwise it is a reflection: someone on the path
+    crossed our own dialer's and listener's hellos, which makes both connections share
+    one session; answering would hand the reflector a listener auth."""
     secret = ephemeral or X25519PrivateKey.generate()
     own_eph = secret.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -276,9 +284,8 @@ async def secret_handshake(
             try:
                 peer = check_auth(fields, channel, "dialer", chain_id, own_key, is_admitted)
             except HandshakeRefused as exc:
-                if exc.code == "self":
-                    # Our own dialer, proven by our signature: answer, so that it learns
-                    # it dialed itself and stops.
+                if exc.code == "self" and answer_self():
+                    # Our own dialer, on our own socket: answer, so it learns and backs off.
                     writer.write(_auth_frame(channel, chain_id, node_key, listen_port, "listener"))
                     await writer.drain()
                 raise

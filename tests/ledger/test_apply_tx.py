@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from ledger.codec import pack
 from ledger.commands import Freeze, Issue, Transfer
 from ledger.crypto import sha256
-from ledger.state import ChainParams
+from ledger.errors import StoreError
+from ledger.state import ChainParams, State
+from ledger.store.memory import MemoryStore
 from ledger.transition import BlockContext, apply_block, apply_tx, compute_state_hash
 from ledger.tx import SignedTx, add_signature, is_signature_valid
 from tests.ledger.helpers import CHAIN_ID, Ledger, make_genesis, make_key, make_tx
@@ -149,3 +153,21 @@ def test_apply_block_is_deterministic_and_pure() -> None:
     second = apply_block(ledger.store, ledger.state_hash, ctx, txs)
     assert first == second
     assert ledger.nonce("alice@aclb") == 0
+
+
+def test_invalid_store_read_failure_is_raised_not_a_tx_verdict() -> None:
+    """A store that fails under a tx is the node's fault, never the tx's: it must not
+    come back as a rejection code (a builder would reject the client's tx for good, a
+    judge would call an honest block invalid)."""
+    ledger = Ledger()
+    tx = ledger.sign("alice@aclb", PAY, nonce=0)
+
+    class Failing(MemoryStore):
+        def get(self, key: bytes) -> bytes | None:
+            raise StoreError("read failed: I/O error")
+
+    failing = Failing()
+    for key, value in ledger.store.iterate(b""):
+        failing.put(key, value)
+    with pytest.raises(StoreError):
+        apply_tx(State(failing), ledger.context(), tx)

@@ -310,3 +310,15 @@ def test_idempotency_key_survives_restart(net: Net) -> None:
     # A new key after the restart still pays (the operator nonce continues from the store).
     code, fresh, _ = _transfer(net, payment, key="order-18")
     assert code == 202 and fresh["status"] == "committed" and fresh["hash"] != first["hash"]
+
+
+def test_a_payment_that_fails_in_its_block_does_not_stop_the_back_office(net: Net) -> None:
+    """An admitted payment to an account that does not exist fails at execution and is
+    rejected; its nonce must be used again, not left as a gap that queues every later
+    back-office payment for good."""
+    bank = f"@{PAYER.split('@')[1]}"
+    code, failed, _ = _transfer(net, dict(_payment("3"), to="ghost" + bank, wait_ms=20_000))
+    assert code == 202 and failed["status"] == "rejected", failed
+    for amount in ("4", "5"):
+        code, paid, _ = _transfer(net, dict(_payment(amount), wait_ms=20_000))
+        assert code == 202 and paid["status"] == "committed", paid

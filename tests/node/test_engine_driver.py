@@ -298,3 +298,51 @@ def test_block_building_runs_a_payment_after_the_payment_that_funds_it() -> None
         engine.stop()
 
     run(scenario)
+
+
+def test_a_second_block_for_a_round_is_not_even_decoded() -> None:
+    """A Byzantine proposer signing many blocks for its round gets one decoded: the
+    others are refused before their bytes are looked at (junk bytes raise nothing)."""
+
+    def scenario() -> None:
+        engine, sent = make_engine()
+        name = proposer_name(engine)
+        key = make_node_key(name)
+        first = build(engine, [pay(0)], name)
+        engine._handle(full_message(propose(first, key), first))
+        for i in range(20):
+            signed = cs.sign_proposal(key, CHAIN_ID, 1, 0, bytes([i]) * 32, -1)
+            engine._handle(PeerMessage(PEER, msg.PROPOSAL, [signed.encode(), b"junk", b""]))
+        assert list(engine.candidates) == [first.hash]
+        assert engine.metrics.dropped_proposals == {"second_block_for_round": 20}
+        # A compact proposal naming more txs than a block may hold is not looked at.
+        next_name = proposer_name(engine, 1)
+        signed = cs.sign_proposal(make_node_key(next_name), CHAIN_ID, 1, 1, b"\x09" * 32, -1)
+        hashes = [b"\x01" * 32] * (engine.config.max_block_txs + 1)
+        engine._handle(
+            PeerMessage(PEER, msg.COMPACT_PROPOSAL, [signed.encode(), b"x", hashes, b""])
+        )
+        assert engine.metrics.dropped_proposals["too_many_txs"] == 1
+        assert sent == []
+        engine.stop()
+
+    run(scenario)
+
+
+def test_the_full_proposal_is_asked_for_once_per_block() -> None:
+    def scenario() -> None:
+        engine, sent = make_engine()
+        name = proposer_name(engine)
+        block = build(engine, [pay(0)], name)  # this node's mempool lacks the tx
+        proposal = propose(block, make_node_key(name))
+        compact = PeerMessage(
+            PEER,
+            msg.COMPACT_PROPOSAL,
+            [proposal.encode(), block.header.encode(), [tx.hash for tx in block.txs], b""],
+        )
+        for _ in range(5):
+            engine._handle(compact)
+        assert sent == [(PEER, msg.GET_PROPOSAL, block.hash)]
+        engine.stop()
+
+    run(scenario)

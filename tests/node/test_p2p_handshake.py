@@ -38,7 +38,11 @@ Side = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any
 
 
 def honest(
-    key: PrivateKey, outbound: bool, admitted: set[bytes] | None = None, chain: str = CHAIN
+    key: PrivateKey,
+    outbound: bool,
+    admitted: set[bytes] | None = None,
+    chain: str = CHAIN,
+    answer_self: bool = False,
 ) -> Side:
     async def side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
         return await secret_handshake(
@@ -51,6 +55,7 @@ def honest(
             is_admitted=(
                 admitted if admitted is not None else {ME.public_key, PEER.public_key}
             ).__contains__,
+            answer_self=lambda: answer_self,
         )
 
     return side
@@ -132,9 +137,19 @@ def test_invalid_listener_not_admitted_by_dialer() -> None:
 
 
 def test_invalid_self_is_detected_on_both_ends() -> None:
-    dialer, listener = pair(honest(ME, True), honest(ME, False))
+    # The manager passes answer_self when the connection comes from its own socket.
+    dialer, listener = pair(honest(ME, True), honest(ME, False, answer_self=True))
     assert code_of(dialer) == "self"
     assert code_of(listener) == "self"
+
+
+def test_invalid_reflected_self_auth_is_not_answered() -> None:
+    """Someone on the path crossing our dialer's and listener's hellos makes both share
+    a session: the listener sees its own key but not its own socket, and says nothing
+    (an answer would be a listener auth for the reflector to use)."""
+    dialer, listener = pair(honest(ME, True), honest(ME, False, answer_self=False))
+    assert code_of(listener) == "self"
+    assert code_of(dialer) == "closed"
 
 
 async def _hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> SecretChannel:
