@@ -34,14 +34,51 @@ def _reject_ext(code: int, data: bytes) -> NoReturn:
     raise CodecError(f"extension type {code} is not allowed", "wrong_type")
 
 
-def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
-    """Decode one msgpack value that fills `data` exactly."""
+def _reject_map(pairs: Any) -> NoReturn:
+    raise CodecError("maps are not allowed here", "wrong_type")
+
+
+class _ArrayCounter:
+    """A msgpack list_hook that refuses more than `limit` arrays in one value."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self, limit: int) -> None:
+        self._left = limit
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        self._left -= 1
+        if self._left < 0:
+            raise CodecError("too many arrays in one value", "oversize")
+        return items
+
+
+def unpack(
+    data: bytes,
+    max_size: int = MAX_DECODE_BYTES,
+    *,
+    max_arrays: int | None = None,
+    max_array_len: int | None = None,
+    allow_maps: bool = True,
+) -> Any:
+    """Decode one msgpack value that fills `data` exactly.
+
+    A wire message from a peer passes `max_arrays`, `max_array_len` and
+    `allow_maps=False`: an empty array is one byte on the wire and about 64 in memory, so
+    a frame of them would decode to many times its size; the counts stop that early."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError("expected bytes", "wrong_type")
     if len(data) > max_size:
         raise CodecError(f"input of {len(data)} bytes exceeds {max_size}", "oversize")
     if len(data) == 0:
         raise CodecError("empty input", "truncated")
+    options: dict[str, Any] = {}
+    if max_arrays is not None:
+        options["list_hook"] = _ArrayCounter(max_arrays)
+    if max_array_len is not None:
+        options["max_array_len"] = max_array_len
+    if not allow_maps:
+        options["object_pairs_hook"] = _reject_map
     try:
         return msgpack.unpackb(
             data,
@@ -49,6 +86,7 @@ def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
             use_list=True,
             strict_map_key=True,
             ext_hook=_reject_ext,
+            **options,
         )
     except msgpack.ExtraData as exc:
         raise CodecError("trailing bytes after the value", "trailing_bytes") from exc

@@ -172,6 +172,14 @@ def make_node_rejected_key(tx_hash: bytes) -> bytes:
     return NODE_REJECTED_PREFIX + tx_hash
 
 
+# The order rejections were recorded in, so the oldest are dropped first (bounded).
+NODE_REJECTED_ORDER_PREFIX = b"n/rjo/"
+
+
+def make_node_rejected_order_key(seq: int) -> bytes:
+    return NODE_REJECTED_ORDER_PREFIX + encode_height(seq)
+
+
 def make_sign_state_key() -> bytes:
     return SIGN_STATE_KEY
 

@@ -96,8 +96,10 @@ class HeightState:
     deferred: list[cs.ScheduleTimeout] = field(default_factory=list)
     # The machine asked this validator for a block; answered once the pause is over.
     pending_request: cs.RequestProposal | None = None
-    # Blocks whose full proposal this node asked a peer for (once each).
+    # Blocks whose full proposal this node asked a peer for (once each), and the
+    # (peer, block) pairs it sent one to (once each).
     fetched: set[bytes] = field(default_factory=set)
+    served: set[tuple[bytes, bytes]] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -708,7 +710,11 @@ class Engine:
         log.info("dropped proposal from peer %s: %s", message.peer.hex()[:16], reason)
 
     def _on_get_proposal(self, message: PeerMessage) -> None:
+        """The full proposal for a peer that misses txs: once per peer and block."""
         block_hash = msg.parse_get_proposal(message.payload)
+        if (message.peer, block_hash) in self.at.served:
+            return
+        self.at.served.add((message.peer, block_hash))
         for kind, payload in self.at.own_messages:
             if kind == msg.PROPOSAL and cs.Proposal.decode(payload[0]).block_hash == block_hash:
                 self._send(message.peer, msg.PROPOSAL, payload)

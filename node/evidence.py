@@ -2,7 +2,8 @@
 for one step, kept in the node's store for operators to act on.
 
 Bounded by construction: one record per (height, round, message kind, validator), at
-most `max_records` in all (newer ones are counted, not stored, once full), and records
+most `max_per_validator` per validator (one equivocator cannot crowd out the others'
+evidence) and `max_records` in all (newer ones are counted, not stored, once full), and records
 older than `keep_heights` below the tip are pruned after each commit. The consensus
 machine only reports messages from validators of the height whose signatures verified,
 so nothing from a non-validator is ever stored.
@@ -10,14 +11,17 @@ so nothing from a non-validator is ever stored.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import consensus as cs
+from ledger.constants import PUBLIC_KEY_SIZE
 from ledger.kv import KeyValueStore
 from ledger.schema import EVIDENCE_PREFIX, decode_evidence_height, make_evidence_key
 
 KEEP_HEIGHTS = 100_000
 MAX_RECORDS = 10_000
+MAX_PER_VALIDATOR = 1_000
 PROPOSAL_KIND = 0
 
 
@@ -48,11 +52,16 @@ class EvidencePool:
         store: KeyValueStore,
         keep_heights: int = KEEP_HEIGHTS,
         max_records: int = MAX_RECORDS,
+        max_per_validator: int = MAX_PER_VALIDATOR,
     ) -> None:
         self._store = store
         self._keep = keep_heights
         self._max = max_records
-        self._stored = sum(1 for _ in store.iterate(EVIDENCE_PREFIX))
+        self._max_each = max_per_validator
+        self._by_validator: Counter[bytes] = Counter(
+            key[-PUBLIC_KEY_SIZE:] for key, _ in store.iterate(EVIDENCE_PREFIX)
+        )
+        self._stored = sum(self._by_validator.values())
         self._duplicates = 0
         self._dropped_full = 0
 
@@ -70,11 +79,12 @@ class EvidencePool:
         if self._store.get(key) is not None:
             self._duplicates += 1
             return False
-        if self._stored >= self._max:
+        if self._stored >= self._max or self._by_validator[validator] >= self._max_each:
             self._dropped_full += 1
             return False
         self._store.put(key, evidence.first.encode() + evidence.second.encode())
         self._stored += 1
+        self._by_validator[validator] += 1
         return True
 
     def prune(self, tip: int) -> int:
@@ -92,4 +102,5 @@ class EvidencePool:
                 for key in old:
                     batch.delete(key)
             self._stored -= len(old)
+            self._by_validator.subtract(key[-PUBLIC_KEY_SIZE:] for key in old)
         return len(old)

@@ -24,7 +24,7 @@ from itertools import islice
 
 from ledger import chain, schema
 from ledger.errors import BadSignature, LedgerError
-from ledger.kv import KeyValueStore
+from ledger.kv import KeyValueStore, WriteBatch
 from ledger.state import Account, State
 from ledger.transition import BlockContext, apply_tx
 from ledger.tx import SignedTx, check_signer_keys, is_signature_valid
@@ -149,6 +149,8 @@ class Mempool:
         self._deadlines: list[tuple[int, bytes]] = []
         self._rejected: OrderedDict[bytes, str] = OrderedDict()
         self._rejected_capacity = rejected_capacity
+        # (first, next) sequence numbers of the rejection records in the store.
+        self._rejected_seq: tuple[int, int] | None = None
         self.rejections_by_code: dict[str, int] = {}
         self.on_evict: Callable[[bytes, str], None] = lambda tx_hash, code: None
 
@@ -430,7 +432,7 @@ class Mempool:
                 for tx_hash in deletes:
                     batch.delete(schema.make_mempool_key(tx_hash))
                 for tx_hash, code in evicted:
-                    batch.put(schema.make_node_rejected_key(tx_hash), code.encode())
+                    self._persist_rejection(batch, tx_hash, code)
         for tx_hash, code in evicted:
             self._record_rejection(tx_hash, code)
         return evicted
@@ -504,9 +506,38 @@ class Mempool:
         with self._store.atomic_batch(sync=False) as batch:
             for evicted_hash, evicted_code in evicted:
                 batch.delete(schema.make_mempool_key(evicted_hash))
-                batch.put(schema.make_node_rejected_key(evicted_hash), evicted_code.encode())
+                self._persist_rejection(batch, evicted_hash, evicted_code)
         for evicted_hash, evicted_code in evicted:
             self._record_rejection(evicted_hash, evicted_code)
+
+    def _persist_rejection(self, batch: WriteBatch, tx_hash: bytes, code: str) -> None:
+        """Write why a tx was rejected, in the order of rejections; beyond
+        `rejected_capacity` records the oldest go (a customer sending failing txs for
+        ever cannot fill the disk with them)."""
+        if self._rejected_seq is None:
+            self._rejected_seq = self._load_rejected_seq()
+        first, end = self._rejected_seq
+        batch.put(schema.make_node_rejected_key(tx_hash), code.encode())
+        batch.put(schema.make_node_rejected_order_key(end), tx_hash)
+        end += 1
+        while end - first > self._rejected_capacity:
+            order_key = schema.make_node_rejected_order_key(first)
+            old = self._store.get(order_key)
+            if old is not None:
+                batch.delete(schema.make_node_rejected_key(old))
+            batch.delete(order_key)
+            first += 1
+        self._rejected_seq = (first, end)
+
+    def _load_rejected_seq(self) -> tuple[int, int]:
+        prefix = schema.NODE_REJECTED_ORDER_PREFIX
+        first = next(self._store.iterate(prefix), None)
+        last = next(self._store.iterate(prefix, reverse=True), None)
+        if first is None or last is None:
+            return 0, 0
+        return schema.decode_height(first[0][len(prefix) :]), schema.decode_height(
+            last[0][len(prefix) :]
+        ) + 1
 
     def _record_rejection(self, tx_hash: bytes, code: str) -> None:
         self.on_evict(tx_hash, code)

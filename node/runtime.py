@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from genesis.load import genesis_hash, load_genesis_file, load_genesis_into
@@ -37,6 +37,9 @@ GOSSIP_FLUSH_S = 0.005
 GOSSIP_MAX_BATCH = 2000
 STATUS_INTERVAL_S = 1.0
 ADMIT_SLICE = 100
+# Peer messages waiting for consensus beyond which peers' readers wait.
+ENGINE_BACKLOG = 2_000
+GET_BLOCKS_INTERVAL_S = 0.05
 
 
 class Node:
@@ -110,6 +113,7 @@ class Node:
         self.waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
         self.admitted_at: OrderedDict[bytes, int] = OrderedDict()
         self._gossip: list[bytes] = []
+        self._served_blocks_at: dict[bytes, float] = {}
         self._gossip_scheduled = False
         self._tasks: list[asyncio.Task[Any]] = []
         self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
@@ -231,8 +235,12 @@ class Node:
             )
 
     # P2P handlers.
-    def _to_engine(self, kind: int) -> Callable[[bytes, Any], None]:
-        def handler(peer: bytes, payload: Any) -> None:
+    def _to_engine(self, kind: int) -> Callable[[bytes, Any], Awaitable[None]]:
+        async def handler(peer: bytes, payload: Any) -> None:
+            # Backpressure: while consensus is behind on its queue, this peer's reader
+            # waits (and TCP slows the peer) instead of queueing without bound.
+            while self.engine.queue.qsize() >= ENGINE_BACKLOG:
+                await asyncio.sleep(0.005)
             self.engine.submit(PeerMessage(peer, kind, payload))
 
         return handler
@@ -254,7 +262,17 @@ class Node:
             await asyncio.sleep(0)
 
     def _on_get_blocks(self, peer: bytes, payload: Any) -> None:
+        """A sync request: up to a frame of blocks. A peer syncs one request at a time, so
+        more than one request per GET_BLOCKS_INTERVAL_S is dropped (each reply can be a
+        16 MiB read for a 10-byte ask)."""
         start, limit = msg.parse_get_blocks(payload)
+        now = time.monotonic()
+        if now - self._served_blocks_at.get(peer, -1e9) < GET_BLOCKS_INTERVAL_S:
+            self.p2p.counters.dropped["get_blocks_too_often"] += 1
+            return
+        self._served_blocks_at[peer] = now
+        if len(self._served_blocks_at) > 1024:
+            self._served_blocks_at.clear()
         self.p2p.send(peer, msg.BLOCKS, self.engine.serve_blocks(start, limit))
 
     def _on_peer_connected(self, peer: bytes) -> None:

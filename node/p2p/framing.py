@@ -24,6 +24,10 @@ MSG_PING: Final = 2
 FIRST_APP_MESSAGE_TYPE: Final = 16
 
 _SKIP_CHUNK: Final = 64 * 1024
+# What a peer's message may hold, far above any real message (a sync reply is about 50
+# arrays, a tx batch one array of up to 10,000 items); keeps decoding near the frame size.
+MAX_ARRAYS_PER_MESSAGE: Final = 4096
+MAX_ARRAY_LEN: Final = 100_000
 
 
 def encode_body(msg_type: int, payload: Any, max_frame_bytes: int) -> bytes:
@@ -66,9 +70,17 @@ async def _skip(reader: asyncio.StreamReader, length: int) -> None:
 def decode_message(body: bytes, max_frame_bytes: int) -> tuple[int, Any]:
     """Split a frame body into `(type, payload)`; anything else is a FrameError."""
     try:
-        obj = unpack(body, max_frame_bytes)
+        obj = unpack(
+            body,
+            max_frame_bytes,
+            max_arrays=MAX_ARRAYS_PER_MESSAGE,
+            max_array_len=MAX_ARRAY_LEN,
+            allow_maps=False,
+        )
     except CodecError as exc:
-        raise FrameError(f"undecodable frame: {exc}", "malformed") from exc
+        # a map or an extension type is msgpack, just not a message
+        code = "wrong_shape" if exc.code == "wrong_type" else "malformed"
+        raise FrameError(f"undecodable frame: {exc}", code) from exc
     # A message is exactly [type, payload].
     if not isinstance(obj, list) or len(obj) != 2:
         raise FrameError("a message is [type, payload]", "wrong_shape")

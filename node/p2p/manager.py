@@ -90,6 +90,8 @@ class PeerManager:
         self._rng = rng or random.Random()
         # Inbound connections still in their handshake, per source address.
         self._handshaking: Counter[str] = Counter()
+        # The writers of those handshakes, oldest first (evicted first when full).
+        self._pending: dict[asyncio.StreamWriter, str] = {}
         # Local (host, port) of our outbound connections still in their handshake: an
         # inbound connection from one of them is this node dialing itself.
         self._dialing_from: set[tuple[str, int]] = set()
@@ -191,18 +193,34 @@ class PeerManager:
         peername = writer.get_extra_info("peername")
         host = str(peername[0]) if peername else "?"
         address = f"{host}:{peername[1]}" if peername else "?"
-        # Strangers get a bounded share of the node: refuse beyond the caps at once.
+        # Strangers get a bounded share of the node. When the handshakes in progress
+        # from this address, or in all, are at their cap, the oldest gives way: an honest
+        # handshake takes milliseconds, so whoever holds slots idle loses them first, and
+        # a flood of silent connections cannot lock honest peers out.
         params = self.params
-        if (
-            sum(self._handshaking.values()) >= params.max_pending_handshakes
-            or self._handshaking[host] >= params.max_pending_handshakes_per_address
-        ):
-            writer.transport.abort()
-            self.counters.refused["too_many_handshakes"] += 1
-            log.debug("p2p: refused %s: too many handshakes in progress", address)
-            return
+        if self._handshaking[host] >= params.max_pending_handshakes_per_address:
+            self._evict_oldest(host)
+        elif len(self._pending) >= params.max_pending_handshakes:
+            self._evict_oldest(None)
+        self._pending[writer] = host
         self._handshaking[host] += 1
-        self._spawn(self._run_connection(reader, writer, False, address, host))
+        self._spawn(self._run_connection(reader, writer, False, address, writer))
+
+    def _evict_oldest(self, host: str | None) -> None:
+        for writer, pending_host in self._pending.items():
+            if host is None or pending_host == host:
+                self._end_pending(writer)
+                writer.transport.abort()
+                self.counters.refused["too_many_handshakes"] += 1
+                log.debug("p2p: dropped a pending handshake from %s (caps full)", pending_host)
+                return
+
+    def _end_pending(self, writer: asyncio.StreamWriter) -> None:
+        host = self._pending.pop(writer, None)
+        if host is not None:
+            self._handshaking[host] -= 1
+            if self._handshaking[host] <= 0:
+                del self._handshaking[host]
 
     async def _run_connection(
         self,
@@ -210,7 +228,7 @@ class PeerManager:
         writer: asyncio.StreamWriter,
         outbound: bool,
         address: str,
-        handshaking_host: str | None = None,
+        pending: asyncio.StreamWriter | None = None,
     ) -> SessionOutcome:
         """Handshake, then serve the session to its end."""
         try:
@@ -220,10 +238,8 @@ class PeerManager:
             writer.transport.abort()
             return self._refuse(exc, address)
         finally:
-            if handshaking_host is not None:
-                self._handshaking[handshaking_host] -= 1
-                if self._handshaking[handshaking_host] <= 0:
-                    del self._handshaking[handshaking_host]
+            if pending is not None:
+                self._end_pending(pending)
         try:
             reason = await peer.run(self._dispatch)
         finally:
@@ -256,6 +272,7 @@ class PeerManager:
                     listen_port=self._listen_port,
                     is_admitted=self._is_admitted_safely,
                     answer_self=lambda: not outbound and remote in self._dialing_from,
+                    hello_timeout=self.params.hello_timeout,
                 )
         except TimeoutError as exc:
             raise HandshakeRefused("handshake deadline passed", "timeout") from exc

@@ -14,10 +14,12 @@ class P2PParams:
     max_frame_bytes: int = 16 * 1024 * 1024
     # A connection that delivered this many bad frames is closed.
     max_bad_frames: int = 16
-    # Seconds to complete the hello/auth exchange after TCP connects.
+    # Seconds to complete the hello/auth exchange after TCP connects, and to receive the
+    # peer's hello (its first frame) within that.
     handshake_timeout: float = 5.0
+    hello_timeout: float = 1.0
     # Inbound connections still in their handshake (unauthenticated): at most this many
-    # in all and from one source address; more are closed at once.
+    # in all and from one source address; beyond that the oldest one is closed.
     max_pending_handshakes: int = 64
     max_pending_handshakes_per_address: int = 16
     # Seconds to wait for a TCP connect to a configured peer.

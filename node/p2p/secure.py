@@ -254,6 +254,7 @@ async def secret_handshake(
     is_admitted: Callable[[bytes], bool],
     ephemeral: X25519PrivateKey | None = None,
     answer_self: Callable[[], bool] = lambda: False,
+    hello_timeout: float | None = None,
 ) -> tuple[PeerIdentity, SecretChannel]:
     """Run the handshake on a fresh connection (the caller bounds it with a deadline).
     Returns the authenticated peer and the channel; raises HandshakeRefused.
@@ -271,7 +272,10 @@ async def secret_handshake(
     try:
         writer.write(_plain_frame(MSG_HELLO, [PROTOCOL_VERSION, own_eph]))
         await writer.drain()
-        peer_eph = await _read_plain_hello(reader)
+        # The first bytes are due at once: a connection that sends nothing holds a
+        # handshake slot for `hello_timeout` at most (TimeoutError to the caller).
+        async with asyncio.timeout(hello_timeout):
+            peer_eph = await _read_plain_hello(reader)
         channel = derive_channel(secret, own_eph, peer_eph)
         own_key = node_key.public_key
         if outbound:

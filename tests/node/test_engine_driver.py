@@ -346,3 +346,10 @@ def test_the_full_proposal_is_asked_for_once_per_block() -> None:
         engine.stop()
 
     run(scenario)
+
+
+def test_one_equivocator_cannot_crowd_out_the_others_evidence() -> None:
+    pool = EvidencePool(MemoryStore(), keep_heights=1000, max_records=10, max_per_validator=3)
+    assert [pool.record(evidence_of("aba", 5, r, 2)) for r in range(5)] == [True] * 3 + [False] * 2
+    assert pool.record(evidence_of("wing", 5, 0, 2))
+    assert pool.summary().to_json() == {"stored": 4, "duplicates": 0, "dropped_full": 2}

@@ -515,3 +515,40 @@ def _random_admission(rng: random.Random, mempool: Mempool, ledger: Ledger, sign
 def _any_hash(mempool: Mempool, signer: str, nonce: int) -> bytes:
     pending = (SignedTx.decode(raw) for raw in mempool.all_raw())
     return next(tx.hash for tx in pending if (tx.body.signer, tx.body.nonce) == (signer, nonce))
+
+
+def test_rejection_records_are_bounded_oldest_first() -> None:
+    """A customer whose txs keep failing cannot fill the node's disk with rejections."""
+    _schema = schema
+    store = Ledger().store
+    pool = Mempool(
+        store,
+        CHAIN_ID,
+        capacity=100,
+        nonce_window=10,
+        tx_ttl_ms=3_600_000,
+        max_clock_skew_ms=60_000,
+        rejected_capacity=3,
+    )
+    hashes = [bytes([i]) * 32 for i in range(5)]
+    for tx_hash in hashes:
+        with store.atomic_batch() as batch:
+            pool._persist_rejection(batch, tx_hash, "insufficient_funds")
+    kept = [key[-32:] for key, _ in store.iterate(_schema.NODE_REJECTED_PREFIX)]
+    assert sorted(kept) == sorted(hashes[2:])
+    assert len(list(store.iterate(_schema.NODE_REJECTED_ORDER_PREFIX))) == 3
+    # a restarted node goes on from where the records end
+    again = Mempool(
+        store,
+        CHAIN_ID,
+        capacity=100,
+        nonce_window=10,
+        tx_ttl_ms=3_600_000,
+        max_clock_skew_ms=60_000,
+        rejected_capacity=3,
+    )
+    with store.atomic_batch() as batch:
+        again._persist_rejection(batch, b"\x09" * 32, "expired")
+    kept = {key[-32:] for key, _ in store.iterate(_schema.NODE_REJECTED_PREFIX)}
+    assert kept == {hashes[3], hashes[4], b"\x09" * 32}
+    assert again.rejection_of(b"\x09" * 32) == "expired" and again.rejection_of(hashes[2]) is None

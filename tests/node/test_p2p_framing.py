@@ -127,3 +127,27 @@ def test_round_trip(messages: list[tuple[int, Any]]) -> None:
     data = b"".join(encode_frame(t, p, LIMIT) for t, p in messages)
     decoded = [decode_message(b, LIMIT) for b in read_all(data) if isinstance(b, bytes)]
     assert decoded == messages
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # a million empty arrays in one: 1 MB on the wire, ~64 MB decoded
+        b"\xdd" + (1_000_000).to_bytes(4, "big") + b"\x90" * 1_000_000,
+        # as many arrays, each under the length limit, over the count
+        b"\xdd" + (90_000).to_bytes(4, "big") + (b"\x9b" + b"\x90" * 11) * 90_000,
+        pack({"a": 1}),  # a map
+    ],
+    ids=["long_array", "many_arrays", "map"],
+)
+def test_invalid_message_that_would_decode_far_beyond_its_size(payload: bytes) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrameError):
+            decode_message(b"\x92\x10" + payload, 16 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(payload) + 1_000_000, peak

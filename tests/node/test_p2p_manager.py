@@ -606,32 +606,53 @@ def test_invalid_old_protocol_peer_is_refused_and_logged(caplog: pytest.LogCaptu
 
 
 def test_invalid_handshake_caps_per_address_and_in_total() -> None:
+    """Silent connections hold handshake slots; at a cap the oldest gives way, so an
+    honest peer still gets in while the flood goes on, and the hello deadline frees the
+    rest."""
+
     async def scenario() -> None:
         async with network() as net:
             params = P2PParams(
-                handshake_timeout=1.0,
+                handshake_timeout=30.0,
+                hello_timeout=30.0,
                 max_pending_handshakes=6,
                 max_pending_handshakes_per_address=4,
             )
             b = await net.node(params=params)
             silent = [await asyncio.open_connection("127.0.0.1", b.listen_port) for _ in range(6)]
+            others: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
             try:
+                # 4 per address: the two oldest from 127.0.0.1 were closed.
                 await wait_until(lambda: b.counters.refused["too_many_handshakes"] == 2)
-                # From another loopback address: only the total cap is left (2 more).
-                others = [
-                    await asyncio.open_connection(
-                        "127.0.0.1", b.listen_port, local_addr=("127.0.0.2", 0)
+                assert await silent[0][0].read() != b"" and await silent[1][0].read() != b""
+                # From another loopback address: 6 in all, so the third evicts one more.
+                for _ in range(3):
+                    others.append(
+                        await asyncio.open_connection(
+                            "127.0.0.1", b.listen_port, local_addr=("127.0.0.2", 0)
+                        )
                     )
-                    for _ in range(3)
-                ]
                 await wait_until(lambda: b.counters.refused["too_many_handshakes"] == 3)
-                # The deadline frees the slots; an honest peer then gets in.
-                await wait_until(lambda: b.counters.refused["timeout"] == 6)
+                # With every slot held by silent connections, an honest peer gets in.
                 a = await net.node(peers=[b])
                 await wait_until(lambda: b.connected_peers() == [a.public_key])
             finally:
                 for _, writer in silent + others:
                     writer.transport.abort()
+
+    run(scenario)
+
+
+def test_invalid_silent_connection_is_closed_at_the_hello_deadline() -> None:
+    async def scenario() -> None:
+        async with network() as net:
+            b = await net.node(params=P2PParams(handshake_timeout=30.0, hello_timeout=0.2))
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.listen_port)
+            try:
+                await wait_until(lambda: b.counters.refused["timeout"] == 1, timeout=3)
+                assert len(await reader.read()) > 0  # our hello, then the hang-up
+            finally:
+                writer.transport.abort()
 
     run(scenario)
 
