@@ -12,10 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ledger.block import Block, BlockHeader, Commit, decode_block_header, decode_block_tx
-from ledger.errors import BlockError, CodecError, GenesisMismatch, StoreError, StoreFormatError
+from ledger.errors import (
+    BlockError,
+    CodecError,
+    GenesisMismatch,
+    StoreError,
+    StoreFormatError,
+    StoreVersionError,
+)
 from ledger.kv import KeyValueReader, KeyValueStore, WriteBatch
 from ledger.references import get_command_reference, get_lookup_key
 from ledger.schema import (
+    SCHEMA_VERSION,
     STATE_PREFIX,
     decode_height,
     encode_height,
@@ -28,6 +36,7 @@ from ledger.schema import (
     make_history_prefix,
     make_reference_index_key,
     make_reference_index_prefix,
+    make_schema_version_key,
     make_state_hash_key,
     make_tx_index_key,
 )
@@ -63,6 +72,7 @@ def init_chain(
             "to another chain (use a fresh data directory, or the genesis it was made with)"
         )
     if existing is not None:
+        check_schema_version(store)
         check_block_format(store)
         return
     # Genesis may only seed state keys.
@@ -73,6 +83,7 @@ def init_chain(
         batch.put(make_state_hash_key(0), state_hash)
         batch.put(make_height_key(), encode_height(0))
         batch.put(make_genesis_hash_key(), genesis_hash)
+        batch.put(make_schema_version_key(), encode_height(SCHEMA_VERSION))
 
 
 def commit_block(
@@ -163,6 +174,19 @@ def _write_references(batch: WriteBatch, block: Block) -> None:
                     get_lookup_key(reference), block.height, position, index
                 )
                 batch.put(key, tx.hash)
+
+
+def check_schema_version(store: KeyValueReader) -> None:
+    """Refuse a store written with another layout of keys and records."""
+    raw = store.get(make_schema_version_key())
+    version = decode_height(raw) if raw is not None and len(raw) == 8 else None
+    if version != SCHEMA_VERSION:
+        found = "no schema version" if version is None else f"schema version {version}"
+        raise StoreVersionError(
+            f"the store has {found}, this version of bakong-sim reads version "
+            f"{SCHEMA_VERSION}: start from a fresh data directory (for a local testnet, "
+            "`bakong testnet init --force`)"
+        )
 
 
 def check_block_format(store: KeyValueReader) -> None:

@@ -144,5 +144,11 @@ class StoreFormatError(StoreError):
     code = "store_format"
 
 
+class StoreVersionError(StoreError):
+    """The store's schema version is not this version's."""
+
+    code = "store_version"
+
+
 class BlockError(LedgerError):
     code = "invalid_block"

@@ -147,7 +147,9 @@ def is_permitted(perms: frozenset[str], signer: str, cmd: Command) -> bool:
     scoped = _SCOPED.get(type(cmd))
     if scoped is not None:
         return scoped(perms, signer, cmd)
-    return _GLOBAL[type(cmd)] in perms
+    # a command type no rule names is permitted to nobody
+    name = _GLOBAL.get(type(cmd))
+    return name is not None and name in perms
 
 
 def may_execute(state: State, signer: str, cmd: Command) -> bool:

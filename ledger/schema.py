@@ -26,6 +26,10 @@ FX_RATE_PREFIX = b"s/fx/"
 
 GENESIS_HASH_KEY = b"c/genesis"
 HEIGHT_KEY = b"c/height"
+SCHEMA_VERSION_KEY = b"c/schema"
+# The layout of the store's keys and records. Version 2: blocks whose tx root covers the
+# signatures. A store of another version is refused at open (`store_version`).
+SCHEMA_VERSION = 2
 BLOCK_PREFIX = b"c/b/"
 BLOCK_HASH_PREFIX = b"c/h/"
 COMMIT_PREFIX = b"c/c/"
@@ -107,6 +111,10 @@ def make_genesis_hash_key() -> bytes:
 
 def make_height_key() -> bytes:
     return HEIGHT_KEY
+
+
+def make_schema_version_key() -> bytes:
+    return SCHEMA_VERSION_KEY
 
 
 def make_block_key(height: int) -> bytes:

@@ -386,6 +386,9 @@ def process_command(
             process_set_rate(state, signer, cmd)
         case FxTransfer():
             process_fx_transfer(state, signer, cmd)
+        case _:
+            # a command this code does not execute never passes silently
+            raise InvalidCommand(f"no rule executes {type(cmd).__name__}")
 
 
 def check_tx_timing(state: State, ctx: BlockContext, tx: SignedTx) -> None:

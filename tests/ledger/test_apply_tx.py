@@ -171,3 +171,30 @@ def test_invalid_store_read_failure_is_raised_not_a_tx_verdict() -> None:
         failing.put(key, value)
     with pytest.raises(StoreError):
         apply_tx(State(failing), ledger.context(), tx)
+
+
+def test_invalid_command_without_a_rule_is_refused() -> None:
+    """A command that passes its permission but that no rule executes never passes
+    silently (it would bump the nonce and do nothing)."""
+    from dataclasses import dataclass
+
+    from ledger import permissions, transition
+    from ledger.errors import InvalidCommand, PermissionDenied
+
+    @dataclass(frozen=True)
+    class Unruled:
+        account: str = "alice@aclb"
+
+    ledger = Ledger()
+    state, ctx = ledger.state(), ledger.context()
+    everything = frozenset({"unruled"})
+    # no permission names it: nobody may run it
+    with pytest.raises(PermissionDenied):
+        transition.process_command(state, ctx, "alice@aclb", everything, Unruled())  # type: ignore[arg-type]
+    # permitted by mistake: still refused, by the missing rule
+    permissions._GLOBAL[Unruled] = "unruled"  # type: ignore[index]
+    try:
+        with pytest.raises(InvalidCommand):
+            transition.process_command(state, ctx, "alice@aclb", everything, Unruled())  # type: ignore[arg-type]
+    finally:
+        del permissions._GLOBAL[Unruled]  # type: ignore[arg-type]

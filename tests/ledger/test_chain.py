@@ -27,9 +27,20 @@ from ledger.chain import (
 from ledger.codec import pack
 from ledger.commands import Transfer
 from ledger.crypto import PrivateKey, sha256
-from ledger.errors import BlockError, GenesisMismatch, StoreError, StoreFormatError
+from ledger.errors import (
+    BlockError,
+    GenesisMismatch,
+    StoreError,
+    StoreFormatError,
+    StoreVersionError,
+)
 from ledger.kv import KeyValueStore
-from ledger.schema import make_block_key
+from ledger.schema import (
+    SCHEMA_VERSION,
+    encode_height,
+    make_block_key,
+    make_schema_version_key,
+)
 from ledger.store.leveldb import LevelDBStore
 from ledger.store.memory import MemoryStore
 from ledger.transition import BlockResult, TxResult
@@ -143,6 +154,24 @@ def test_invalid_store_of_an_older_block_format(store: MemoryStore) -> None:
     assert info.value.code == "store_format"
     assert "block 1" in info.value.message and "fresh data directory" in info.value.message
     assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("version", [None, 1, 3])
+def test_invalid_store_of_another_schema_version(store: MemoryStore, version: int | None) -> None:
+    """A store without this version's schema key (an older one) or with another is
+    refused when it is opened, the way a foreign genesis is."""
+    if version is None:
+        store.delete(make_schema_version_key())
+    else:
+        store.put(make_schema_version_key(), encode_height(version))
+    with pytest.raises(StoreVersionError) as info:
+        init_chain(store, GENESIS, GENESIS_STATE, sha256(b"state 0"))
+    assert info.value.code == "store_version"
+    assert "version 2" in info.value.message and "fresh data directory" in info.value.message
+
+
+def test_init_chain_writes_the_schema_version(store: MemoryStore) -> None:
+    assert store.get(make_schema_version_key()) == encode_height(SCHEMA_VERSION)
 
 
 def test_invalid_genesis_chain_key() -> None:
