@@ -15,12 +15,3 @@ def compute_max_faulty(n: int) -> int:
 def compute_quorum(n: int) -> int:
     """The smallest count strictly above two thirds of n (2f+1 when n = 3f+1)."""
     return 2 * n // 3 + 1
-
-
-def is_quorum(count: int, n: int) -> bool:
-    return 3 * count > 2 * n
-
-
-def is_one_correct(count: int, n: int) -> bool:
-    """f+1 senders include at least one correct validator."""
-    return count > compute_max_faulty(n)

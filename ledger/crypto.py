@@ -45,10 +45,6 @@ def verify_root(public_key: bytes, root: bytes, signature: bytes) -> bool:
     return True
 
 
-def verify(public_key: bytes, domain: bytes, payload: bytes, signature: bytes) -> bool:
-    return verify_root(public_key, signing_root(domain, payload), signature)
-
-
 @dataclass(frozen=True, slots=True)
 class PrivateKey:
     """An Ed25519 signing key. `seed` is the 32-byte secret."""

@@ -25,7 +25,6 @@ from ledger.commands import (
     Transfer,
     Unfreeze,
 )
-from ledger.errors import PermissionDenied
 from ledger.state import State
 
 REGISTER_BANK: Final = "register_bank"
@@ -150,12 +149,3 @@ def is_permitted(perms: frozenset[str], signer: str, cmd: Command) -> bool:
     # a command type no rule names is permitted to nobody
     name = _GLOBAL.get(type(cmd))
     return name is not None and name in perms
-
-
-def may_execute(state: State, signer: str, cmd: Command) -> bool:
-    return is_permitted(get_permissions(state, signer), signer, cmd)
-
-
-def check_permission(state: State, signer: str, cmd: Command) -> None:
-    if not may_execute(state, signer, cmd):
-        raise PermissionDenied(f"{signer} may not run {type(cmd).__name__}")

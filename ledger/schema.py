@@ -10,7 +10,6 @@ from __future__ import annotations
 import struct
 
 STATE_PREFIX = b"s"
-CHAIN_PREFIX = b"c"
 
 ACCOUNT_PREFIX = b"s/a/"
 BALANCE_PREFIX = b"s/b/"
@@ -137,10 +136,6 @@ def make_tx_index_key(tx_hash: bytes) -> bytes:
     return TX_INDEX_PREFIX + tx_hash
 
 
-def make_rejected_key(tx_hash: bytes) -> bytes:
-    return REJECTED_PREFIX + tx_hash
-
-
 def make_reference_index_prefix(lookup_key: str) -> bytes:
     """Length-prefixed, so one lookup key's entries never mix with a longer key's."""
     raw = lookup_key.encode()
@@ -162,7 +157,6 @@ def make_history_key(account: str, height: int, position: int) -> bytes:
 
 
 # Node-local data (prefix `n`): mempool, rejections, signing state, evidence. Never hashed.
-NODE_PREFIX = b"n"
 MEMPOOL_PREFIX = b"n/mp/"
 NODE_REJECTED_PREFIX = b"n/rj/"
 SIGN_STATE_KEY = b"n/sign"
