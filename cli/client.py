@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
+from cli.devnet.testnet import load_manifest
 from ledger.errors import LedgerError
-from node.testnet import load_manifest
 
 DEFAULT_TIMEOUT_S: Final = 10.0
 # The node caps a long-poll at 60 s; the socket must outlast the poll.

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cli.bench import bench
+from cli.bench.command import bench
 from cli.explorer import explorer
 from cli.fx import fx_group
 from cli.keys import keys

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from node import testnet as tn
+from cli.devnet import testnet as tn
 from node.config import ConfigError
 
 

@@ -1,7 +1,7 @@
 """`bakong testnet init|up|status|down`: a multi-node network on this machine.
 
-The work is done by node.testnet; this module parses options, writes the wallet (a cli/
-concern node/ must not import) and prints.
+The work is done by cli.devnet.testnet; this module parses options, writes the wallet
+(handed to the manager as a callback) and prints.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cli.devnet import testnet as tn
 from cli.keystore import DEV_PASSPHRASE, Keystore
 from cli.options import home_option
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.ids import AccountId
-from node import testnet as tn
 from node.config import ConsensusConfig
 
 

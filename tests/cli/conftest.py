@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from cli.devnet import testnet as tn
 from cli.main import cli
 from cli.testnet import write_wallet
-from node import testnet as tn
 from node.config import ConsensusConfig
 from tests.node.netutil import find_free_base
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from cli.devnet import testnet as tn
+from cli.devnet.processes import get_cmdline
 from cli.keystore import DEV_PASSPHRASE, Keystore
 from cli.main import cli
 from ledger.crypto import read_key_file
-from node import testnet as tn
 from node.config import load_config
-from node.processes import get_cmdline
 
 STATUS_KEYS = {
     "name",

@@ -18,11 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.commands import Command, Issue, Transfer
-from ledger.crypto import PrivateKey, read_key_file
-from ledger.tx import SignedTx, TxBody, sign_tx
-from node.config import ConsensusConfig
-from node.testnet import (
+from cli.devnet.testnet import (
     Manifest,
     TestnetError,
     down_testnet,
@@ -31,6 +27,10 @@ from node.testnet import (
     init_testnet,
     up_testnet,
 )
+from ledger.commands import Command, Issue, Transfer
+from ledger.crypto import PrivateKey, read_key_file
+from ledger.tx import SignedTx, TxBody, sign_tx
+from node.config import ConsensusConfig
 
 FAST = ConsensusConfig(
     timeout_propose_ms=400,

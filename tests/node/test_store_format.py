@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli.devnet.testnet import get_node_dir, init_testnet
 from genesis.load import load_genesis_file, load_genesis_into
 from ledger.block import NO_COMMIT_HASH, build_block
 from ledger.codec import pack
 from ledger.schema import encode_height, make_block_key, make_height_key
 from ledger.store.leveldb import LevelDBStore
 from node.config import load_config
-from node.testnet import get_node_dir, init_testnet
 from tests.node.netutil import find_free_base
 
 

@@ -26,13 +26,13 @@ from typing import Any, Final, Protocol
 import aiohttp
 import msgpack
 
+from cli.devnet.testnet import get_node_dir, get_node_pid, load_manifest
 from ledger.commands import Command, CreateAccount, Transfer
 from ledger.constants import CENTRAL_BANK_CODE
 from ledger.crypto import PrivateKey, read_key_file
 from ledger.errors import LedgerError
 from ledger.ids import operator_of
 from ledger.tx import SignedTx, TxBody, is_signature_valid, sign_tx
-from node.testnet import get_node_dir, get_node_pid, load_manifest
 
 BENCH_ASSET: Final = "KHR"
 # Each bench account's starting balance; it sends and receives one riel per transfer.

@@ -1,15 +1,11 @@
-"""The pure parts of node.bench: accounts, setup txs, pre-signing order, the release
-schedule, the tracker and percentiles (the real run is tests/cli/test_bench.py)."""
+"""The pure parts of cli.bench.run: accounts, setup txs, pre-signing order, the release
+schedule, the tracker and percentiles (the real run is tests/cli/bench/test_command.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ledger.commands import CreateAccount, Transfer
-from ledger.crypto import PrivateKey
-from ledger.ids import operator_of
-from ledger.tx import SignedTx, is_signature_valid
-from node.bench import (
+from cli.bench.run import (
     ACCOUNTS_PER_SETUP_TX,
     BenchAccount,
     BenchConfig,
@@ -24,6 +20,10 @@ from node.bench import (
     measure_verify_rate,
     sign_job,
 )
+from ledger.commands import CreateAccount, Transfer
+from ledger.crypto import PrivateKey
+from ledger.ids import operator_of
+from ledger.tx import SignedTx, is_signature_valid
 
 
 def accounts(n: int) -> list[BenchAccount]:

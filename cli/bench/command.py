@@ -1,6 +1,6 @@
 """`bakong bench`: committed tx/s and commit latency of a running testnet.
 
-The work is done by node.bench; this module parses options, draws the progress bar on
+The work is done by cli.bench.run; this module parses options, draws the progress bar on
 stderr and prints the summary table (or, with --json, only the JSON on stdout).
 """
 
@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.bench.run import BenchConfig, load_target, run_bench
 from ledger.errors import LedgerError
-from node.bench import BenchConfig, load_target, run_bench
 
 
 class RichProgress:
-    """node.bench's progress callbacks drawn as one rich bar per phase, on stderr."""
+    """cli.bench.run's progress callbacks drawn as one rich bar per phase, on stderr."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress

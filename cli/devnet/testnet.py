@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from cli.devnet.processes import is_process_alive, is_process_of, spawn_detached, terminate_all
 from genesis.builder import BankKeys, build_testnet
 from genesis.document import Genesis
 from genesis.load import save_genesis_file
@@ -38,7 +39,6 @@ from ledger.crypto import PrivateKey, write_key_file
 from ledger.errors import LedgerError
 from ledger.ids import AccountId, operator_of
 from node.config import ConsensusConfig, HttpConfig, NodeConfig, P2PConfig, render_config
-from node.processes import is_process_alive, is_process_of, spawn_detached, terminate_all
 
 DEFAULT_CHAIN_ID: Final = "bakong-testnet"
 DEFAULT_VALIDATORS: Final = 4

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from node.processes import (
+from cli.devnet.processes import (
     get_cmdline,
     is_process_alive,
     is_process_of,

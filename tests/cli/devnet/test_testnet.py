@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
+from cli.devnet import testnet as tn
+from cli.devnet.processes import get_cmdline, is_process_alive
 from genesis.load import load_genesis_file
 from ledger.crypto import PrivateKey, read_key_file
 from ledger.errors import LedgerError
 from ledger.ids import AccountId
-from node import testnet as tn
 from node.config import ConsensusConfig, load_config
-from node.processes import get_cmdline, is_process_alive
 from tests.node.netutil import find_free_base
 
 FAKE_NODE = """

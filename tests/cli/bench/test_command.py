@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import cli.bench as bench_cmd
+import cli.bench.command as bench_cmd
+from cli.bench.run import FUNDING
 from cli.main import cli
-from node.bench import FUNDING
 from tests.node.netutil import Net, http, running_testnet
 
 CONTRACT_KEYS = {"tps", "committed", "latency_ms", "verify_bound_tps"}

@@ -1,0 +1,1 @@
+"""`bakong bench`: the click command (command.py) and the load client it runs (run.py)."""
