@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import NamedTuple
 
+from ledger.block import BlockHeader, compute_validator_set_hash
 from ledger.codec import pack
 from ledger.commands import (
     AddValidator,
@@ -38,6 +39,7 @@ from ledger.errors import (
     AlreadyPaid,
     BadNonce,
     BankExists,
+    BlockError,
     Expired,
     FutureTx,
     InsufficientFunds,
@@ -401,6 +403,37 @@ def check_tx_timing(state: State, ctx: BlockContext, tx: SignedTx) -> None:
     # Not further ahead of block time than the allowed clock skew.
     if created_at > ctx.time_ms + params.max_clock_skew_ms:
         raise FutureTx(f"tx created at {created_at} is ahead of block time {ctx.time_ms}")
+
+
+def process_block_header(
+    header: BlockHeader,
+    parent: BlockHeader | None,
+    parent_hash: bytes,
+    chain_id: str,
+    validators: Sequence[tuple[str, bytes]],
+) -> None:
+    """A header that may follow `parent` (None: the genesis, whose hash is `parent_hash`)
+    with `validators` (bank code, node key), in order, as the set of its height. What no
+    clock is needed for; a node also refuses a header too far in its future."""
+    height = 1 if parent is None else parent.height + 1
+    # Meant for this chain.
+    if header.chain_id != chain_id:
+        raise BlockError("block of another chain", "wrong_chain")
+    # The next height.
+    if header.height != height:
+        raise BlockError(f"block {header.height}, expected {height}", "bad_height")
+    # Built on the tip.
+    if header.prev_hash != parent_hash:
+        raise BlockError("does not extend the tip", "bad_prev_hash")
+    # Names the validator set of its height.
+    if header.validator_set_hash != compute_validator_set_hash(validators):
+        raise BlockError("wrong validator set", "bad_validator_set")
+    # Proposed by one of them.
+    if header.proposer not in {name for name, _ in validators}:
+        raise BlockError(f"proposer {header.proposer!r} is not a validator", "bad_proposer")
+    # Time never goes backwards.
+    if parent is not None and header.time_ms < parent.time_ms:
+        raise BlockError("block time goes backwards", "bad_time")
 
 
 def process_tx(state: State, ctx: BlockContext, tx: SignedTx) -> None:

@@ -14,7 +14,7 @@ from ledger.block import NO_COMMIT_HASH, Block, Commit, build_block
 from ledger.errors import LedgerError
 from ledger.kv import KeyValueStore
 from ledger.state import State
-from ledger.transition import BlockContext, BlockResult, apply_block
+from ledger.transition import BlockContext, BlockResult, apply_block, process_block_header
 from ledger.tx import SignedTx, is_signature_valid
 from node.mempool import VerifiedCache
 
@@ -176,18 +176,10 @@ class BlockJudge:
             "block_too_large",
             "over the block byte limit",
         )
-        _require(header.height == height, "bad_height", f"block {header.height}, expected {height}")
-        _require(header.prev_hash == tip.hash, "bad_prev_hash", "does not extend the tip")
         validators = self._validators_at(height)
-        _require(header.validator_set_hash == validators.hash, "bad_validator_set", "wrong set")
-        _require(
-            any(v.name == header.proposer for v in validators.validators),
-            "bad_proposer",
-            f"proposer {header.proposer!r} is not a validator",
-        )
-        prev = chain.get_block_header(self._store, tip.height)
-        if prev is not None:
-            _require(header.time_ms >= prev.time_ms, "bad_time", "block time goes backwards")
+        parent = chain.get_block_header(self._store, tip.height)
+        members = [(v.name, v.public_key) for v in validators.validators]
+        process_block_header(header, parent, tip.hash, self._chain_id, members)
         if now_ms is not None:
             future = header.time_ms - now_ms
             _require(future <= self._max_skew_ms, "bad_time", "block time is in the future")
