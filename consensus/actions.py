@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from consensus.messages import Proposal, SignedMessage, Vote
 from consensus.params import Step
 from consensus.signstate import SignState
-from ledger.block import Commit
+from ledger.commit import Commit
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from consensus.errors import InvalidCommit
 from consensus.messages import VoteType, compute_vote_root
 from consensus.validators import ValidatorSet
-from ledger.block import Commit
+from ledger.commit import Commit
 from ledger.crypto import verify_root
 
 

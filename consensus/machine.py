@@ -47,7 +47,7 @@ from consensus.state import (
     MessageLog,
     RoundFlags,
 )
-from ledger.block import Commit, CommitSig
+from ledger.commit import Commit, CommitSig
 from ledger.crypto import PrivateKey
 
 Actions = list[Action]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from ledger.block import MAX_HEIGHT, MAX_ROUND
 from ledger.codec import expect_bytes, expect_int, expect_list, expect_version, fail, pack, unpack
+from ledger.commit import MAX_HEIGHT, MAX_ROUND
 from ledger.constants import (
     DOMAIN_PROPOSAL,
     DOMAIN_VOTE,

@@ -14,8 +14,8 @@ from typing import Any
 
 from consensus.messages import NIL, Proposal, SignedMessage, Vote
 from consensus.params import Step
-from ledger.block import MAX_HEIGHT, MAX_ROUND
 from ledger.codec import expect_bytes, expect_int, expect_list, expect_version, pack, unpack
+from ledger.commit import MAX_HEIGHT, MAX_ROUND
 from ledger.constants import HASH_SIZE
 
 SIGN_STATE_VERSION = 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from consensus.errors import InvalidValidatorSet
 from consensus.quorum import compute_max_faulty, compute_quorum
-from ledger.block import compute_validator_set_hash
+from ledger.commit import compute_validator_set_hash
 from ledger.constants import PUBLIC_KEY_SIZE
 
 
