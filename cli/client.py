@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cli.devnet.testnet import load_manifest
-from ledger.errors import LedgerError
+from cli.errors import CliError
 
 DEFAULT_TIMEOUT_S: Final = 10.0
 # The node caps a long-poll at 60 s; the socket must outlast the poll.
@@ -28,7 +28,7 @@ _POLL_MARGIN_S: Final = 5.0
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class NodeError(LedgerError):
+class NodeReplyError(CliError):
     """The node answered with `{"error": {"code", "message"}}`; `code` is the node's."""
 
     code = "node_error"
@@ -38,7 +38,7 @@ class NodeError(LedgerError):
         self.status = status
 
 
-class NodeUnreachable(LedgerError):
+class NodeUnreachable(CliError):
     code = "node_unreachable"
 
 
@@ -85,7 +85,7 @@ class NodeClient:
         return self._get_object(f"/v1/accounts/{_quote(account)}/transactions", query)
 
     def submit_tx(self, raw: bytes) -> str:
-        """POST the signed tx; the node's refusal (4xx) raises NodeError with its code."""
+        """POST the signed tx; the node's refusal (4xx) raises NodeReplyError with its code."""
         body = json.dumps({"tx": raw.hex()}).encode()
         reply = self.request("POST", "/v1/transactions", body=body)
         return str(reply["hash"])
@@ -113,7 +113,7 @@ class NodeClient:
             path = f"{path}?{urllib.parse.urlencode(query)}"
         reply = self.request("GET", path, timeout=timeout)
         if not isinstance(reply, dict):
-            raise NodeError(f"{self.url}{path}: expected a JSON object", "bad_response")
+            raise NodeReplyError(f"{self.url}{path}: expected a JSON object", "bad_response")
         return reply
 
     def request(
@@ -138,7 +138,7 @@ def parse_node_url(text: str) -> str:
     parts = urllib.parse.urlsplit(text)
     # anything else would fail later inside urllib, without a clear message
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise NodeError(f"bad node URL {text!r}: expected http://HOST:PORT", "bad_node_url")
+        raise NodeReplyError(f"bad node URL {text!r}: expected http://HOST:PORT", "bad_node_url")
     return text.rstrip("/")
 
 
@@ -158,19 +158,19 @@ def _send(method: str, url: str, body: bytes | None, timeout: float) -> Any:
         raise _Unreachable(_reason(exc)) from exc
 
 
-def _api_error(exc: urllib.error.HTTPError, url: str) -> NodeError:
+def _api_error(exc: urllib.error.HTTPError, url: str) -> NodeReplyError:
     try:
         error = json.loads(exc.read())["error"]
-        return NodeError(str(error["message"]), str(error["code"]), exc.code)
+        return NodeReplyError(str(error["message"]), str(error["code"]), exc.code)
     except (OSError, ValueError, KeyError, TypeError):
-        return NodeError(f"{url}: HTTP {exc.code}", "http_error", exc.code)
+        return NodeReplyError(f"{url}: HTTP {exc.code}", "http_error", exc.code)
 
 
 def _decode(data: bytes, url: str) -> Any:
     try:
         return json.loads(data)
     except ValueError as exc:
-        raise NodeError(f"{url}: the answer is not JSON", "bad_response") from exc
+        raise NodeReplyError(f"{url}: the answer is not JSON", "bad_response") from exc
 
 
 def _reason(exc: BaseException) -> str:

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.client import NodeClient
+from cli.errors import CliError
 from cli.options import home_option, json_option, node_option, user_errors
 from cli.query import BALANCE_KEYS, print_balance
-from ledger.errors import LedgerError
 from ledger.ids import parse_account_id
 
 SHORT_HASH: Final = 16
@@ -46,7 +46,7 @@ _DESCRIPTIONS: Final[Mapping[str, str]] = {
 }
 
 
-class ExplorerError(LedgerError):
+class ExplorerError(CliError):
     code = "invalid_argument"
 
 

@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from cli.errors import CliError
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.ids import AccountId, parse_account_id
@@ -58,9 +59,9 @@ _MAX_R: Final = 32
 _MAX_P: Final = 16
 
 
-class KeystoreError(LedgerError):
+class KeystoreError(CliError):
     """A wallet failure with a stable code: `key_not_found`, `wrong_passphrase`,
-    `bad_keystore`, `no_passphrase`. A LedgerError so `bakong`'s entry point prints it."""
+    `bad_keystore`, `no_passphrase`."""
 
     code = "bad_keystore"
 

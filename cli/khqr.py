@@ -18,8 +18,8 @@ import click
 import qrcode
 from qrcode.image.pure import PyPNGImage
 
+from cli.errors import CliError
 from cli.options import json_option, user_errors
-from ledger.errors import LedgerError
 from ledger.ids import account_name, format_amount, parse_account_id, parse_amount
 from ledger.khqr import (
     CURRENCY_DECIMALS,
@@ -37,7 +37,7 @@ _DURATION: Final = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
 _UNIT_MS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
-class KhqrCliError(LedgerError):
+class KhqrCliError(CliError):
     code = "khqr_error"
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from cli.bench.command import bench
+from cli.errors import LAYER_ERRORS, CliError
 from cli.explorer import explorer
 from cli.fx import fx_group
 from cli.keys import keys
@@ -16,18 +17,6 @@ from cli.pay import pay
 from cli.query import balance
 from cli.testnet import testnet
 from cli.txcmds import account_group, freeze, issue, redeem, transfer, tx_group, unfreeze
-from ledger.errors import LedgerError
-
-
-class CliError(click.ClickException):
-    """A user-facing failure: printed as one line `error: <code>: <message>`, exit 1."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"error: {self.code}: {self.message}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,7 +45,7 @@ def main() -> None:
     except click.ClickException as exc:
         click.echo(f"error: {getattr(exc, 'code', 'failed')}: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code or 1)
-    except LedgerError as exc:
+    except LAYER_ERRORS as exc:  # ledger, consensus, genesis and node errors
         click.echo(f"error: {exc.code}: {exc.message}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from cli.devnet import testnet as tn
+from cli.errors import CliError, to_cli_error
 from node.config import ConfigError
 
 
@@ -27,24 +28,22 @@ def node() -> None:
 )
 def run_command(home: Path) -> None:
     """Run the node configured in HOME/node.toml in the foreground."""
-    from cli.main import CliError
-
     config_path = home / tn.CONFIG_FILE
     # a testnet home is a common slip for a node folder: say which to use
     if not config_path.is_file():
         hint = f" (a testnet home: use {home / tn.NODES_DIR}/<name>)" if _is_testnet(home) else ""
-        raise CliError("config_not_found", f"no {tn.CONFIG_FILE} in {home}{hint}")
+        raise CliError(f"no {tn.CONFIG_FILE} in {home}{hint}", "config_not_found")
     # two processes on one store and one signing state would equivocate
     running = tn.get_node_pid(home)
     if running is not None and running != os.getpid():
-        raise CliError("node_running", f"a node of {home} already runs as pid {running}")
+        raise CliError(f"a node of {home} already runs as pid {running}", "node_running")
     from node.main import run_node
 
     with _pid_file(home):
         try:
             run_node(config_path)
         except ConfigError as exc:
-            raise CliError(exc.code, str(exc)) from exc
+            raise to_cli_error(exc) from exc
 
 
 def _is_testnet(home: Path) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ledger.errors import LedgerError
+from cli.errors import LAYER_ERRORS, to_cli_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,11 +45,9 @@ def node_option(func: F) -> F:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn ledger, wallet and node errors into `CliError` (one line, exit 1)."""
+    """Turn the lower layers' errors into `CliError` (one line, exit 1); the cli's own
+    errors are CliErrors already."""
     try:
         yield
-    except LedgerError as exc:
-        # imported here, not at the top: cli.main imports the command modules
-        from cli.main import CliError
-
-        raise CliError(exc.code, exc.message) from exc
+    except LAYER_ERRORS as exc:
+        raise to_cli_error(exc) from exc

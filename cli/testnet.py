@@ -16,20 +16,18 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.devnet import testnet as tn
+from cli.errors import LAYER_ERRORS, to_cli_error
 from cli.keystore import DEV_PASSPHRASE, Keystore
 from cli.options import home_option
 from ledger.crypto import PrivateKey
-from ledger.errors import LedgerError
 from ledger.ids import AccountId
 from node.config import ConsensusConfig
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn testnet errors into the one-line `error: <code>: <message>`, after any logs."""
-    # imported here: cli.main imports this module to register the group
-    from cli.main import CliError
-
+    """Show the failing nodes' logs before `up`'s one-line error; turn the lower layers'
+    errors (a bad genesis, a bad node config...) into the one-line CliError."""
     try:
         yield
     except tn.TestnetNotReady as exc:
@@ -37,9 +35,9 @@ def _user_errors() -> Iterator[None]:
             click.echo(f"--- last lines of {path}", err=True)
             for line in lines:
                 click.echo(f"    {line}", err=True)
-        raise CliError(exc.code, exc.message) from exc
-    except LedgerError as exc:
-        raise CliError(exc.code, exc.message) from exc
+        raise
+    except LAYER_ERRORS as exc:
+        raise to_cli_error(exc) from exc
 
 
 def write_wallet(home: Path, keys: Mapping[AccountId, PrivateKey]) -> None:

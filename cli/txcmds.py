@@ -21,7 +21,8 @@ from typing import Any, Final
 import click
 from rich.console import Console
 
-from cli.client import NodeClient, NodeError, NodeUnreachable
+from cli.client import NodeClient, NodeReplyError, NodeUnreachable
+from cli.errors import CliError
 from cli.keystore import Keystore, load_signing_key, resolve_passphrase
 from cli.options import home_option, json_option, node_option, user_errors
 from genesis.load import load_genesis_file
@@ -37,7 +38,7 @@ from ledger.commands import (
 )
 from ledger.constants import PUBLIC_KEY_SIZE, TX_VERSION
 from ledger.crypto import PrivateKey
-from ledger.errors import InvalidAmount, LedgerError, UnknownAsset
+from ledger.errors import InvalidAmount, UnknownAsset
 from ledger.ids import (
     bank_of,
     central_bank_operator,
@@ -73,7 +74,7 @@ REASONS: Final[Mapping[str, str]] = {
 }
 
 
-class TxError(LedgerError):
+class TxError(CliError):
     code = "tx_error"
 
 
@@ -248,7 +249,7 @@ def submit(client: NodeClient, raw: bytes, tx_hash: str, opts: TxOptions) -> dic
     A refusal at the door (4xx) is reported like a rejection, with the node's code."""
     try:
         client.submit_tx(raw)
-    except NodeError as exc:
+    except NodeReplyError as exc:
         if not 400 <= exc.status < 500:
             raise
         refused = {"hash": tx_hash, "status": "rejected", "height": None, "error": exc.code}
@@ -266,7 +267,7 @@ def wait_for_verdict(client: NodeClient, tx_hash: str, timeout_s: float) -> dict
         remaining_ms = int((deadline - time.monotonic()) * 1000)
         try:
             status = client.get_tx(tx_hash, wait_ms=max(0, remaining_ms))
-        except NodeError as exc:
+        except NodeReplyError as exc:
             # a node we failed over to may not have heard of the tx yet
             if exc.code != "not_found" or remaining_ms <= 0:
                 raise

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from ledger.errors import LedgerError
 
-
-class ConsensusError(LedgerError):
+class ConsensusError(Exception):
     """Base of every consensus error. `code` is stable and part of the public contract."""
 
-    code = "consensus_error"
+    code: str = "consensus_error"
+
+    def __init__(self, message: str = "", code: str | None = None) -> None:
+        super().__init__(message or self.code)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
 
 
 class InvalidCommit(ConsensusError):

@@ -33,6 +33,7 @@ from ledger.state import State
 from ledger.tx import SignedTx, TxBody, sign_tx
 from node import metrics as metrics_mod
 from node import views
+from node.errors import NodeError
 from node.idempotency import Record, is_idempotency_key
 from node.mempool import MempoolError
 from node.runtime import Node
@@ -48,12 +49,12 @@ _UINT_RE = re.compile(r"[0-9]{1,19}")
 _HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
-class ApiError(Exception):
+class ApiError(NodeError):
+    """A request refused with an HTTP `status`; answered as `{"error": {code, message}}`."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, code)
         self.status = status
-        self.code = code
-        self.message = message
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:

@@ -32,10 +32,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from node.errors import NodeError
 from node.messages import compute_block_frame_bytes
 
 
-class ConfigError(Exception):
+class ConfigError(NodeError):
     code = "bad_config"
 
 

@@ -29,6 +29,7 @@ from ledger.state import Account, State
 from ledger.transition import BlockContext, apply_tx
 from ledger.tx import SignedTx, check_signer_keys, is_signature_valid
 from node.config import MempoolConfig
+from node.errors import NodeError
 
 log = logging.getLogger("bakong.mempool")
 
@@ -36,7 +37,7 @@ RECHECK_WINDOW = 2000
 _DEFAULTS = MempoolConfig()
 
 
-class MempoolError(Exception):
+class MempoolError(NodeError):
     """A refused tx; `code` is stable and `status` is the HTTP status to answer with.
 
     Codes of the limits (all 429, retry later): `mempool_full` (capacity), `queue_full`
@@ -46,9 +47,7 @@ class MempoolError(Exception):
     """
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code)
         self.status = status
 
 

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from cli.bench.run import BenchConfig, load_target, run_bench
-from ledger.errors import LedgerError
+from cli.errors import LAYER_ERRORS, CliError, to_cli_error
 
 
 class RichProgress:
@@ -42,15 +42,12 @@ class RichProgress:
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    # imported here: cli.main imports this module to register the command
-    from cli.main import CliError
-
     try:
         yield
-    except LedgerError as exc:
-        raise CliError(exc.code, exc.message) from exc
+    except LAYER_ERRORS as exc:
+        raise to_cli_error(exc) from exc
     except (TimeoutError, aiohttp.ClientError) as exc:
-        raise CliError("node_unreachable", f"{type(exc).__name__}: {exc}") from exc
+        raise CliError(f"{type(exc).__name__}: {exc}", "node_unreachable") from exc
 
 
 @click.command()
@@ -99,8 +96,6 @@ def bench(
     counted tx is in the chain exactly once and that all nodes agree. Exits 1 if a
     check fails.
     """
-    from cli.main import CliError
-
     config = BenchConfig(
         duration_s=duration,
         rate=rate,
@@ -118,7 +113,7 @@ def bench(
         Console().print(_summary_table(report))
     checks = report["checks"]
     if not (checks["committed_in_chain"] and checks["nodes_converged"]):
-        raise CliError("bench_check_failed", f"correctness checks failed: {checks}")
+        raise CliError(f"correctness checks failed: {checks}", "bench_check_failed")
 
 
 def _run_with_progress(config: BenchConfig, target: Any) -> dict[str, Any]:

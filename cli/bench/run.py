@@ -27,10 +27,10 @@ import aiohttp
 import msgpack
 
 from cli.devnet.testnet import get_node_dir, get_node_pid, load_manifest
+from cli.errors import CliError
 from ledger.commands import Command, CreateAccount, Transfer
 from ledger.constants import CENTRAL_BANK_CODE
 from ledger.crypto import PrivateKey, read_key_file
-from ledger.errors import LedgerError
 from ledger.ids import operator_of
 from ledger.tx import SignedTx, TxBody, is_signature_valid, sign_tx
 
@@ -50,7 +50,7 @@ CHECK_SAMPLE: Final = 100
 HTTP_TIMEOUT_S: Final = 60.0
 
 
-class BenchError(LedgerError):
+class BenchError(CliError):
     code = "bench_failed"
 
 

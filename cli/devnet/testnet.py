@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from cli.devnet.processes import is_process_alive, is_process_of, spawn_detached, terminate_all
+from cli.errors import CliError
 from genesis.builder import BankKeys, build_testnet
 from genesis.document import Genesis
 from genesis.load import save_genesis_file
 from genesis.validation import parse_genesis
 from ledger.crypto import PrivateKey, write_key_file
-from ledger.errors import LedgerError
 from ledger.ids import AccountId, operator_of
 from node.config import ConsensusConfig, HttpConfig, NodeConfig, P2PConfig, render_config
 
@@ -68,7 +68,7 @@ _LOG_TAIL_LINES: Final = 12
 _LOG_TAIL_FILES: Final = 3
 
 
-class TestnetError(LedgerError):
+class TestnetError(CliError):
     """A testnet management failure with a stable code (`testnet_exists`, `port_in_use`...)."""
 
     __test__ = False  # not a pytest test class, despite its name

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+from node.errors import NodeError
 
-class P2PError(Exception):
+
+class P2PError(NodeError):
     """Base of every P2P error. `code` is stable: it labels refusal and drop counters."""
 
-    code: str = "p2p_error"
-
-    def __init__(self, message: str = "", code: str | None = None) -> None:
-        super().__init__(message or self.code)
-        if code is not None:
-            self.code = code
+    code = "p2p_error"
 
 
 class FrameError(P2PError):

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.khqr import parse_duration_ms
+from cli.khqr import KhqrCliError, parse_duration_ms
 from cli.main import cli
-from ledger.errors import LedgerError
 from ledger.khqr import decode_khqr, khqr_md5
 
 STATIC_VECTOR = (
@@ -152,6 +151,6 @@ def test_parse_duration(text: str, ms: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "0m", "10", "m", "-1m", "1.5h", "10 years"])
 def test_invalid_parse_duration(text: str) -> None:
-    with pytest.raises(LedgerError) as err:
+    with pytest.raises(KhqrCliError) as err:
         parse_duration_ms(text)
     assert err.value.code == "bad_duration"

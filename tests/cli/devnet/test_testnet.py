@@ -23,9 +23,9 @@ import pytest
 
 from cli.devnet import testnet as tn
 from cli.devnet.processes import get_cmdline, is_process_alive
+from genesis.errors import GenesisError
 from genesis.load import load_genesis_file
 from ledger.crypto import PrivateKey, read_key_file
-from ledger.errors import LedgerError
 from ledger.ids import AccountId
 from node.config import ConsensusConfig, load_config
 from tests.node.netutil import find_free_base
@@ -540,7 +540,7 @@ def test_invalid_init_port_in_use(tmp_path: Path) -> None:
 
 
 def test_invalid_init_chain_id(tmp_path: Path) -> None:
-    with pytest.raises(LedgerError) as err:
+    with pytest.raises(GenesisError) as err:
         init(tmp_path / "home", chain_id="")
     assert err.value.code == "invalid_genesis"
     assert not (tmp_path / "home").exists()
