@@ -15,14 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent
 # package -> the project packages it may import (besides itself)
 ALLOWED: dict[str, frozenset[str]] = {
     "ledger": frozenset(),
-    # TODO(issue 12): consensus may import only ledger's types, codec and crypto, not
-    # ledger.block and the rest; for now the rule is "only ledger".
+    # and of ledger only CONSENSUS_MAY_USE (test_consensus_uses_only_ledger_types)
     "consensus": frozenset({"ledger"}),
     "genesis": frozenset({"ledger"}),
     "node": frozenset({"ledger", "consensus", "genesis"}),
     "cli": frozenset({"ledger", "consensus", "genesis", "node"}),
 }
 PACKAGES = tuple(ALLOWED)
+# What consensus may use of the ledger: its own types, the codec and crypto; nothing of
+# the transaction model (tx, commands, block, state).
+CONSENSUS_MAY_USE = frozenset(
+    {"ledger.commit", "ledger.codec", "ledger.constants", "ledger.crypto"}
+)
 
 
 def _module_name(path: Path) -> str:
@@ -118,6 +122,17 @@ def test_packages_import_only_lower_layers() -> None:
         if _package(name) != _package(module) and _package(name) not in ALLOWED[_package(module)]
     )
     assert violations == []
+
+
+def test_consensus_uses_only_ledger_types() -> None:
+    used = sorted(
+        f"{module} imports {name}"
+        for module, names in _graph().items()
+        if _package(module) == "consensus"
+        for name in names
+        if _package(name) == "ledger" and name not in CONSENSUS_MAY_USE
+    )
+    assert used == []
 
 
 @pytest.mark.parametrize("package", PACKAGES)
