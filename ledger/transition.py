@@ -396,13 +396,18 @@ def process_command(
 def check_tx_timing(state: State, ctx: BlockContext, tx: SignedTx) -> None:
     """Stale txs expire; txs from too far in the future wait (mempool) or are rejected."""
     params = state.get_params()
-    created_at = tx.body.created_at
+    check_tx_age(tx.body.created_at, ctx.time_ms, params.tx_ttl_ms, params.max_clock_skew_ms)
+
+
+def check_tx_age(created_at: int, time_ms: int, tx_ttl_ms: int, max_clock_skew_ms: int) -> None:
+    """The timing rule itself, at `time_ms` (a block's time, or a node's clock when the
+    mempool admits a tx)."""
     # Not older than the chain's tx time-to-live.
-    if created_at < ctx.time_ms - params.tx_ttl_ms:
-        raise Expired(f"tx created at {created_at} expired before {ctx.time_ms}")
+    if created_at < time_ms - tx_ttl_ms:
+        raise Expired(f"tx created at {created_at} expired before {time_ms}")
     # Not further ahead of block time than the allowed clock skew.
-    if created_at > ctx.time_ms + params.max_clock_skew_ms:
-        raise FutureTx(f"tx created at {created_at} is ahead of block time {ctx.time_ms}")
+    if created_at > time_ms + max_clock_skew_ms:
+        raise FutureTx(f"tx created at {created_at} is ahead of time {time_ms}")
 
 
 def process_block_header(

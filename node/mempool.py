@@ -26,7 +26,7 @@ from ledger import chain, schema
 from ledger.errors import BadSignature, LedgerError
 from ledger.kv import KeyValueStore, WriteBatch
 from ledger.state import Account, State
-from ledger.transition import BlockContext, apply_tx
+from ledger.transition import BlockContext, apply_tx, check_tx_age
 from ledger.tx import SignedTx, check_signer_keys, is_signature_valid
 from node.config import MempoolConfig
 from node.errors import NodeError
@@ -205,10 +205,11 @@ class Mempool:
             if chain.get_tx_location(self._store, tx.hash) is not None:
                 raise MempoolError("already_committed", "transaction is already committed", 409)
             raise MempoolError("bad_nonce", f"nonce {body.nonce} is used; next is {account.nonce}")
-        if body.created_at < now_ms - self._ttl_ms:
-            raise MempoolError("expired", "transaction created_at is older than the tx TTL")
-        if body.created_at > now_ms + self._skew_ms:
-            raise MempoolError("future_tx", "transaction created_at is in the future")
+        # The ledger's timing rule, at this node's clock.
+        try:
+            check_tx_age(body.created_at, now_ms, self._ttl_ms, self._skew_ms)
+        except LedgerError as exc:
+            raise MempoolError(exc.code, exc.message) from exc
         if account.frozen:
             raise MempoolError("account_frozen", f"signer {body.signer} is frozen")
         if body.nonce >= account.nonce + self._nonce_window:
