@@ -46,7 +46,7 @@ from ledger.ids import (
     parse_account_id,
     parse_amount,
 )
-from ledger.tx import SignedTx, TxBody, sign_tx
+from ledger.tx import SignedTx, TxBody, compute_next_nonce, sign_tx
 
 DEFAULT_WAIT_S: Final = 30.0
 GENESIS_FILE: Final = "genesis.json"
@@ -222,7 +222,7 @@ class TxSession:
         """The committed next nonce, or past the signer's txs still waiting in the mempool."""
         account = self.client.get_account(signer)
         pending = [int(n) for n in account.get("pending_nonces", [])]
-        return max([int(account["nonce"])] + [n + 1 for n in pending])
+        return compute_next_nonce(int(account["nonce"]), pending)
 
     def deliver(self, tx: SignedTx) -> dict[str, Any] | None:
         """Print (offline) or submit and wait; returns the status, None when offline."""

@@ -15,7 +15,7 @@ Two hashes, for two purposes:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +202,17 @@ def _signature_from_obj(obj: Any) -> TxSignature:
         expect_bytes(items[0], PUBLIC_KEY_SIZE, "signature public key"),
         expect_bytes(items[1], SIGNATURE_SIZE, "signature"),
     )
+
+
+def compute_next_nonce(committed: int, pending: Iterable[int]) -> int:
+    """The nonce a signer's next tx takes: the first one from its committed next nonce
+    that no pending tx holds. Never past a gap: a tx after a gap waits, queued, until
+    the gap fills, and so would everything signed after it."""
+    taken = set(pending)
+    nonce = committed
+    while nonce in taken:
+        nonce += 1
+    return nonce
 
 
 def compute_tx_signing_root(tx_hash: bytes) -> bytes:

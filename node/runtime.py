@@ -22,7 +22,7 @@ from ledger.schema import BANK_PREFIX
 from ledger.state import Bank, State
 from ledger.store.leveldb import LevelDBStore
 from ledger.transition import BlockResult
-from ledger.tx import SignedTx
+from ledger.tx import SignedTx, compute_next_nonce
 from node import messages as msg
 from node.config import NodeConfig, parse_peer
 from node.engine import Engine, PeerGone, PeerMessage, _StatusTick
@@ -371,5 +371,4 @@ class Node:
         operator = f"admin@{self.config.bank}"
         account = State(self.store).get_account(operator)
         committed = account.nonce if account else 0
-        executable, _ = self.mempool.nonce_split(operator)
-        return max(committed, executable[-1] + 1) if executable else committed
+        return compute_next_nonce(committed, self.mempool.pending_nonces(operator))

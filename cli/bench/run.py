@@ -32,7 +32,7 @@ from ledger.commands import Command, CreateAccount, Transfer
 from ledger.constants import CENTRAL_BANK_CODE
 from ledger.crypto import PrivateKey, read_key_file
 from ledger.ids import operator_of
-from ledger.tx import SignedTx, TxBody, is_signature_valid, sign_tx
+from ledger.tx import SignedTx, TxBody, compute_next_nonce, is_signature_valid, sign_tx
 
 BENCH_ASSET: Final = "KHR"
 # Each bench account's starting balance; it sends and receives one riel per transfer.
@@ -185,7 +185,7 @@ def make_setup_commands(accounts: Sequence[BenchAccount], bank: str) -> list[tup
 async def _next_nonce(session: aiohttp.ClientSession, url: str, account: str) -> int:
     found = await _get(session, f"{url}/v1/accounts/{account}")
     pending: list[int] = found.get("pending_nonces") or []
-    return max([int(found["nonce"]) - 1, *pending]) + 1
+    return compute_next_nonce(int(found["nonce"]), (int(n) for n in pending))
 
 
 async def setup_accounts(

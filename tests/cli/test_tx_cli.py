@@ -141,7 +141,8 @@ class _FakeClient(NodeClient):
 
 @pytest.mark.parametrize(
     ("committed", "pending", "expected"),
-    [(0, [], 0), (3, [], 3), (3, [3, 4], 5), (3, [5], 6), (7, [2], 7)],
+    # (3, [5]) -> 3: a tx signed past a gap would wait, queued, behind it; fill the gap
+    [(0, [], 0), (3, [], 3), (3, [3, 4], 5), (3, [5], 3), (3, [3, 5], 4), (7, [2], 7)],
 )
 def test_next_nonce_is_past_committed_and_pending(
     committed: int, pending: list[int], expected: int

@@ -273,3 +273,18 @@ def test_invalid_non_canonical() -> None:
 def test_issue_roundtrip_memo_unicode() -> None:
     tx = sign_tx(make_body(commands=(Issue("admin@aclb", "USD", 12_50),), memo="ស្វាគមន៍"), ALICE)
     assert SignedTx.decode(tx.encode()) == tx
+
+
+def test_next_nonce_never_passes_a_gap() -> None:
+    from ledger.tx import compute_next_nonce
+
+    rows = [
+        (0, [], 0),
+        (3, [], 3),
+        (3, [3, 4, 5], 6),
+        (3, [4, 5], 3),  # 3 failed and was evicted: use it again, not 6
+        (3, [3, 5, 6], 4),  # a gap at 4: fill it
+        (3, [1, 2], 3),  # stale pending below the committed nonce
+    ]
+    for committed, pending, expected in rows:
+        assert compute_next_nonce(committed, pending) == expected, (committed, pending)
