@@ -11,8 +11,9 @@ import click
 
 from cli.keystore import Keystore, KeystoreError, load_signing_key, resolve_passphrase
 from cli.options import home_option, json_option, user_errors
-from ledger.crypto import PrivateKey, read_key_file, write_key_file
+from ledger.crypto import PrivateKey
 from ledger.ids import AccountId, parse_account_id
+from node.keyfile import read_key_file, write_key_file
 
 _SEED_HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
 

@@ -16,7 +16,7 @@ from typing import Any
 from genesis.load import genesis_hash, load_genesis_file, load_genesis_into
 from ledger import chain
 from ledger.block import Block
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from ledger.errors import CodecError, LedgerError
 from ledger.schema import BANK_PREFIX
 from ledger.state import Bank, State
@@ -27,6 +27,7 @@ from node import messages as msg
 from node.config import NodeConfig, parse_peer
 from node.engine import Engine, PeerGone, PeerMessage, _StatusTick
 from node.idempotency import IdempotencyLog
+from node.keyfile import read_key_file
 from node.mempool import Mempool, MempoolError
 from node.metrics import Metrics
 from node.p2p import MessageRouter, P2PParams, PeerManager

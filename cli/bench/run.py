@@ -30,9 +30,10 @@ from cli.devnet.testnet import get_node_dir, get_node_pid, load_manifest
 from cli.errors import CliError
 from ledger.commands import Command, CreateAccount, Transfer
 from ledger.constants import CENTRAL_BANK_CODE
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from ledger.ids import operator_of
 from ledger.tx import SignedTx, TxBody, compute_next_nonce, is_signature_valid, sign_tx
+from node.keyfile import read_key_file
 
 BENCH_ASSET: Final = "KHR"
 # Each bench account's starting balance; it sends and receives one riel per transfer.

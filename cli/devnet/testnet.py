@@ -36,9 +36,10 @@ from genesis.builder import BankKeys, build_testnet
 from genesis.document import Genesis
 from genesis.load import save_genesis_file
 from genesis.validation import parse_genesis
-from ledger.crypto import PrivateKey, write_key_file
+from ledger.crypto import PrivateKey
 from ledger.ids import AccountId, operator_of
 from node.config import ConsensusConfig, HttpConfig, NodeConfig, P2PConfig, render_config
+from node.keyfile import write_key_file
 
 DEFAULT_CHAIN_ID: Final = "bakong-testnet"
 DEFAULT_VALIDATORS: Final = 4

@@ -21,9 +21,10 @@ from genesis.load import load_genesis_file
 from ledger.block import Block, Commit, build_block
 from ledger.codec import pack
 from ledger.commands import Issue
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from ledger.tx import SignedTx, TxBody, TxSignature, sign_tx
 from node import messages as msg
+from node.keyfile import read_key_file
 from tests.attack.harness import (
     ActiveRelay,
     RawSession,

@@ -25,8 +25,9 @@ import pytest
 import consensus as cs
 from cli.devnet.testnet import down_testnet, init_testnet, load_manifest, start_node, up_testnet
 from ledger.codec import pack
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from node import messages as msg
+from node.keyfile import read_key_file
 from tests.attack.harness import RawSession, dial
 from tests.attack.test_attacks import rss_kb
 from tests.node.netutil import FAST, Net, find_free_base, http, running_testnet, wait_for

@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 
 from cli.keystore import DEV_PASSPHRASE, DEV_SCRYPT, Keystore
 from cli.main import cli
-from ledger.crypto import PrivateKey, read_key_file, write_key_file
+from ledger.crypto import PrivateKey
+from node.keyfile import read_key_file, write_key_file
 
 PASS = "test passphrase"
 ALICE = "alice@aba"

@@ -24,8 +24,9 @@ from cli.keystore import (
     load_signing_key,
     resolve_passphrase,
 )
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from ledger.errors import InvalidId, KeyFileError
+from node.keyfile import read_key_file
 
 PASS = "correct horse battery staple"
 ALICE = "alice@aba"

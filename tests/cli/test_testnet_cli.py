@@ -19,8 +19,8 @@ from cli.devnet import testnet as tn
 from cli.devnet.processes import get_cmdline
 from cli.keystore import DEV_PASSPHRASE, Keystore
 from cli.main import cli
-from ledger.crypto import read_key_file
 from node.config import load_config
+from node.keyfile import read_key_file
 
 STATUS_KEYS = {
     "name",

@@ -28,9 +28,10 @@ from cli.devnet.testnet import (
     up_testnet,
 )
 from ledger.commands import Command, Issue, Transfer
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from ledger.tx import SignedTx, TxBody, sign_tx
 from node.config import ConsensusConfig
+from node.keyfile import read_key_file
 
 FAST = ConsensusConfig(
     timeout_propose_ms=400,

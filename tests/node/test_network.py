@@ -11,8 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.commands import Transfer
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from ledger.tx import SignedTx, TxSignature
+from node.keyfile import read_key_file
 from node.p2p import MessageRouter, PeerManager
 from tests.node.netutil import Net, http, running_testnet
 

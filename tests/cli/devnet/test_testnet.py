@@ -25,9 +25,10 @@ from cli.devnet import testnet as tn
 from cli.devnet.processes import get_cmdline, is_process_alive
 from genesis.errors import GenesisError
 from genesis.load import load_genesis_file
-from ledger.crypto import PrivateKey, read_key_file
+from ledger.crypto import PrivateKey
 from ledger.ids import AccountId
 from node.config import ConsensusConfig, load_config
+from node.keyfile import read_key_file
 from tests.node.netutil import find_free_base
 
 FAKE_NODE = """
