@@ -52,7 +52,9 @@ MAX_VALIDATORS = 256
 MAX_ROLE_BYTES = 32
 _ACCOUNT_KEY_SIZES = (0, PUBLIC_KEY_SIZE)
 
-ValidatorSet = tuple[tuple[str, bytes], ...]
+# The validators of a height as the ledger stores them: (bank code, node key), in order.
+# The one validator-set type with behaviour (quorum, proposer) is consensus's ValidatorSet.
+ValidatorList = tuple[tuple[str, bytes], ...]
 """((bank_code, node_public_key), ...) sorted by bank code."""
 
 
@@ -223,11 +225,11 @@ class ChainParams:
         )
 
 
-def encode_validator_set(validators: ValidatorSet) -> bytes:
+def encode_validator_set(validators: ValidatorList) -> bytes:
     return pack([RECORD_VERSION, [[bank, key] for bank, key in validators]])
 
 
-def decode_validator_set(data: bytes) -> ValidatorSet:
+def decode_validator_set(data: bytes) -> ValidatorList:
     items = _record(data, 2, "validator set")
     entries = expect_list_max(items[1], MAX_VALIDATORS, "validators")
     pairs = [expect_list(e, 2, "validator") for e in entries]
@@ -252,7 +254,7 @@ def decode_balance(data: bytes) -> int:
     return amount
 
 
-def get_validator_set(reader: KeyValueReader, height: int) -> ValidatorSet:
+def get_validator_set(reader: KeyValueReader, height: int) -> ValidatorList:
     """The validator set that decides `height`, read from the state committed at
     `height - 1` (or `height - 2`).
 
@@ -374,7 +376,7 @@ class State:
         self._roles: _Table[str, Role | None] = _Table(
             reader, make_role_key, Role.decode, _or_none(Role.encode), None
         )
-        self._validators: _Table[int | None, ValidatorSet | None] = _Table(
+        self._validators: _Table[int | None, ValidatorList | None] = _Table(
             reader,
             lambda h: make_validators_key() if h is None else make_pending_validators_key(h),
             decode_validator_set,
@@ -426,11 +428,11 @@ class State:
     def get_role(self, name: str) -> Role | None:
         return self._roles[name]
 
-    def get_validators(self) -> ValidatorSet:
+    def get_validators(self) -> ValidatorList:
         """The current validator set (the one deciding the block being executed)."""
         return self._validators[None] or ()
 
-    def get_pending_validators(self, height: int) -> ValidatorSet | None:
+    def get_pending_validators(self, height: int) -> ValidatorList | None:
         return self._validators[height]
 
     def get_params(self) -> ChainParams:
@@ -461,10 +463,10 @@ class State:
     def set_role(self, name: str, role: Role) -> None:
         self._roles.set(name, role, self._journal)
 
-    def set_validators(self, validators: ValidatorSet) -> None:
+    def set_validators(self, validators: ValidatorList) -> None:
         self._validators.set(None, validators, self._journal)
 
-    def set_pending_validators(self, height: int, validators: ValidatorSet | None) -> None:
+    def set_pending_validators(self, height: int, validators: ValidatorList | None) -> None:
         """Schedule the set that takes effect at `height`; None removes the schedule."""
         self._validators.set(height, validators, self._journal)
 

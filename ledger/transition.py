@@ -62,7 +62,7 @@ from ledger.ids import bank_of, central_bank_operator, is_operator, operator_of
 from ledger.kv import KeyValueReader
 from ledger.permissions import BANK_ROLE, get_role_permissions, is_permitted
 from ledger.references import is_single_use_reference
-from ledger.state import MAX_VALIDATORS, Account, Bank, State, Supply, ValidatorSet
+from ledger.state import MAX_VALIDATORS, Account, Bank, State, Supply, ValidatorList
 from ledger.tx import SignedTx, check_signer_keys
 
 VALIDATOR_CHANGE_DELAY = 2
@@ -303,7 +303,7 @@ def process_unfreeze(state: State, signer: str, cmd: Unfreeze) -> None:
     state.set_account(cmd.account, Account(record.public_key, record.role, record.nonce, False))
 
 
-def get_scheduled_validators(state: State, height: int) -> ValidatorSet:
+def get_scheduled_validators(state: State, height: int) -> ValidatorList:
     """The latest validator set scheduled while executing block `height`: what a new
     change in this block builds on."""
     for at in range(height + VALIDATOR_CHANGE_DELAY, height, -1):
@@ -320,7 +320,7 @@ def _get_bank(state: State, code: str) -> Bank:
     return bank
 
 
-def _schedule(state: State, ctx: BlockContext, bank: Bank, members: ValidatorSet) -> None:
+def _schedule(state: State, ctx: BlockContext, bank: Bank, members: ValidatorList) -> None:
     state.set_pending_validators(ctx.height + VALIDATOR_CHANGE_DELAY, tuple(sorted(members)))
     validator = any(code == bank.code for code, _ in members)
     state.set_bank(Bank(bank.code, bank.name, bank.operator_key, bank.node_key, validator))
