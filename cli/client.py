@@ -158,12 +158,24 @@ def _send(method: str, url: str, body: bytes | None, timeout: float) -> Any:
         raise _Unreachable(_reason(exc)) from exc
 
 
+def parse_error_body(body: Any) -> tuple[str, str] | None:
+    """(code, message) of a node's error answer `{"error": {"code", "message"}}`, or None
+    when the body is not one: the one reader of the API's error envelope."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or "code" not in error or "message" not in error:
+        return None
+    return str(error["code"]), str(error["message"])
+
+
 def _api_error(exc: urllib.error.HTTPError, url: str) -> NodeReplyError:
     try:
-        error = json.loads(exc.read())["error"]
-        return NodeReplyError(str(error["message"]), str(error["code"]), exc.code)
-    except (OSError, ValueError, KeyError, TypeError):
+        parsed = parse_error_body(json.loads(exc.read()))
+    except (OSError, ValueError):
+        parsed = None
+    if parsed is None:
         return NodeReplyError(f"{url}: HTTP {exc.code}", "http_error", exc.code)
+    code, message = parsed
+    return NodeReplyError(message, code, exc.code)
 
 
 def _decode(data: bytes, url: str) -> Any:

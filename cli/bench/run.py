@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol
 import aiohttp
 import msgpack
 
+from cli.client import parse_error_body
 from cli.devnet.testnet import get_node_dir, get_node_pid, load_manifest
 from cli.errors import CliError
 from ledger.commands import Command, CreateAccount, Transfer
@@ -135,8 +136,8 @@ async def _get(session: aiohttp.ClientSession, url: str) -> Any:
     async with session.get(url) as response:
         body = await response.json(content_type=None)
     if response.status >= 400:
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        raise BenchError(f"GET {url}: {error.get('message', response.status)}", error.get("code"))
+        code, message = parse_error_body(body) or ("http_error", f"HTTP {response.status}")
+        raise BenchError(f"GET {url}: {message}", code)
     return body
 
 

@@ -291,3 +291,19 @@ def test_observer_reports_a_failed_tx_rejected(net: Net) -> None:
     # every validator has rejected it by now
     assert net.ok_json("tx", "status", tx_hash, "--node", net.url("nbc"))["status"] == "rejected"
     assert json.loads(result.stdout)["status"] == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"error": {"code": "bad_nonce", "message": "used"}}, ("bad_nonce", "used")),
+        ({"error": {"code": "x"}}, None),
+        ({"error": "flat"}, None),
+        ([], None),
+        (None, None),
+    ],
+)
+def test_error_envelope_is_read_in_one_place(body: Any, expected: Any) -> None:
+    from cli.client import parse_error_body
+
+    assert parse_error_body(body) == expected
