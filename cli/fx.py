@@ -18,7 +18,7 @@ from rich.table import Table
 from cli.client import NodeClient
 from cli.keystore import Keystore, resolve_passphrase
 from cli.options import home_option, json_option, node_option, user_errors
-from cli.txcmds import ChainInfo, TxError, TxOptions, TxSession, report, tx_options
+from cli.session import ChainInfo, TxError, TxOptions, TxSession, report, tx_options
 from ledger.commands import RegisterBank, SetRate
 from ledger.crypto import PrivateKey
 from ledger.errors import UnknownAsset

@@ -19,7 +19,7 @@ from cli.fx import get_rates
 from cli.keystore import Keystore
 from cli.khqr import format_code_amount, now_ms, read_code_argument
 from cli.options import user_errors
-from cli.txcmds import ChainInfo, TxError, TxOptions, TxSession, tx_options
+from cli.session import ChainInfo, TxError, TxOptions, TxSession, tx_options
 from ledger.commands import Command, FxTransfer, Transfer
 from ledger.errors import UnknownAsset, UnknownRate
 from ledger.fx import Rate, compute_source_amount

@@ -14,7 +14,7 @@ import pytest
 
 from cli.client import NodeClient
 from cli.keystore import Keystore
-from cli.txcmds import TxOptions, TxSession
+from cli.session import TxOptions, TxSession
 from tests.cli.conftest import Net
 
 STATUS_KEYS = {"hash", "status", "height"}
