@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.client import NodeClient
-from cli.keystore import Keystore, resolve_passphrase
+from cli.keystore import Keystore
 from cli.options import home_option, json_option, node_option, user_errors
-from cli.session import ChainInfo, TxError, TxOptions, TxSession, report, tx_options
+from cli.session import ChainInfo, TxError, TxOptions, TxSession, tx_options
 from ledger.commands import RegisterBank, SetRate
 from ledger.crypto import PrivateKey
 from ledger.errors import UnknownAsset
@@ -54,14 +54,7 @@ def register(code: str, name: str, opts: TxOptions) -> None:
         session = TxSession(opts)
         node_key = PrivateKey.generate().public_key
         tx = session.sign(RegisterBank(bank, name, public_key, node_key), central_bank_operator())
-        if new_key is not None:
-            # stored before anything is sent: a registered operator never lacks its key
-            keystore.save(account, new_key, resolve_passphrase(opts.home, confirm=True))
-        status = session.deliver(tx)
-        if status is not None and new_key is not None and status["status"] == "rejected":
-            keystore.path_of(account).unlink(missing_ok=True)
-        if status is not None:
-            report(status, opts)
+        session.run_with_new_key(tx, keystore, account, new_key)
 
 
 def get_rate_argument(

@@ -19,13 +19,14 @@ from rich.console import Console
 
 from cli.client import NodeClient, NodeReplyError, NodeUnreachable
 from cli.errors import CliError
-from cli.keystore import load_signing_key
+from cli.keystore import Keystore, load_signing_key, resolve_passphrase
 from cli.options import home_option, json_option, node_option
 from genesis.load import load_genesis_file
 from ledger.commands import (
     Command,
 )
 from ledger.constants import TX_VERSION
+from ledger.crypto import PrivateKey
 from ledger.errors import InvalidAmount, UnknownAsset
 from ledger.ids import (
     parse_account_id,
@@ -218,6 +219,20 @@ class TxSession:
 
     def run(self, command: Command, default_signer: str) -> None:
         status = self.deliver(self.sign(command, default_signer))
+        if status is not None:
+            report(status, self.opts)
+
+    def run_with_new_key(
+        self, tx: SignedTx, keystore: Keystore, account: str, new_key: PrivateKey | None
+    ) -> None:
+        """Deliver and report a signed tx that registers `new_key` for `account`: the key
+        is stored before anything is sent (a committed account never lacks its key) and
+        removed again if the network rejects the tx."""
+        if new_key is not None:
+            keystore.save(account, new_key, resolve_passphrase(self.opts.home, confirm=True))
+        status = self.deliver(tx)
+        if status is not None and new_key is not None and status["status"] == "rejected":
+            keystore.path_of(account).unlink(missing_ok=True)
         if status is not None:
             report(status, self.opts)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from cli.client import NodeClient
-from cli.keystore import Keystore, resolve_passphrase
+from cli.keystore import Keystore
 from cli.options import home_option, json_option, node_option, user_errors
 from cli.session import (
     DEFAULT_WAIT_S,
@@ -87,14 +87,7 @@ def create_account(
         session = TxSession(opts)
         command = CreateAccount(account_id, key_bytes, role)
         tx = session.sign(command, operator_of(bank_of(account_id)))
-        if new_key is not None:
-            # stored before anything is sent: a committed account never lacks its key
-            keystore.save(account_id, new_key, resolve_passphrase(opts.home, confirm=True))
-        status = session.deliver(tx)
-        if status is not None and new_key is not None and status["status"] == "rejected":
-            keystore.path_of(account_id).unlink(missing_ok=True)
-        if status is not None:
-            report(status, opts)
+        session.run_with_new_key(tx, keystore, account_id, new_key)
 
 
 def _get_new_key(
