@@ -313,8 +313,15 @@ async def get_account_transactions(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     node = _node(request)
-    text = metrics_mod.render(
-        node.metrics,
+    if node.metrics_registry is None:
+        node.metrics_registry = metrics_mod.make_registry(lambda: _metrics_snapshot(node))
+    text = metrics_mod.render(node.metrics_registry)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+def _metrics_snapshot(node: Node) -> metrics_mod.Snapshot:
+    return metrics_mod.Snapshot(
+        metrics=node.metrics,
         node=node.config.name,
         height=node.engine.height,
         round_=node.engine.round,
@@ -342,7 +349,6 @@ async def get_metrics(request: web.Request) -> web.Response:
             ),
         },
     )
-    return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 def _p2p_counters(node: Node) -> dict[str, int]:

@@ -1,9 +1,20 @@
-"""Prometheus text exposition of the node's counters, gauges and histograms (no globals)."""
+"""The node's counters, gauges and histograms, exposed through prometheus_client: one
+CollectorRegistry per node (no globals), read from the node at each scrape."""
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -25,17 +36,6 @@ class Histogram:
         self.total += value
         self.count += 1
 
-    def render(self, name: str, help_text: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        cumulative = 0
-        for bound, n in zip(self.buckets, self.counts, strict=True):
-            cumulative += n
-            lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
-        lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{name}_sum {self.total:.6f}")
-        lines.append(f"{name}_count {self.count}")
-        return lines
-
 
 @dataclass(slots=True)
 class Metrics:
@@ -56,96 +56,126 @@ class Metrics:
         self.dropped_proposals[reason] = self.dropped_proposals.get(reason, 0) + 1
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one scrape of /metrics shows, read from the node when it is scraped."""
+
+    metrics: Metrics
+    node: str
+    height: int
+    round_: int
+    mempool_size: int
+    peers: int
+    rejections: dict[str, int]
+    p2p_counters: dict[str, int]
+    evidence: int = 0
+    mempool_queued: int = 0
+    # counter name -> (help text, label name, {label: value})
+    labelled: dict[str, tuple[str, str, dict[str, int]]] = field(default_factory=dict)
 
 
-def render(
-    metrics: Metrics,
-    *,
-    node: str,
-    height: int,
-    round_: int,
-    mempool_size: int,
-    peers: int,
-    rejections: dict[str, int],
-    p2p_counters: dict[str, int],
-    evidence: int = 0,
-    mempool_queued: int = 0,
-    labelled: dict[str, tuple[str, str, dict[str, int]]] | None = None,
-) -> str:
-    """`labelled` maps a counter's name to (help text, label name, {label: value})."""
-    """The whole /metrics page."""
-    out: list[str] = []
+def _counter(name: str, help_text: str, value: int) -> CounterMetricFamily:
+    # prometheus_client appends `_total` to a counter family's name
+    return CounterMetricFamily(name.removesuffix("_total"), help_text, value=value)
 
-    def gauge(name: str, help_text: str, value: int, kind: str = "gauge") -> None:
-        out.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"])
 
-    gauge("bakong_height", "Height of the last committed block.", height)
-    gauge("bakong_round", "Consensus round at the current height.", round_)
-    gauge("bakong_mempool_size", "Transactions waiting in the mempool.", mempool_size)
-    gauge(
-        "bakong_mempool_queued",
-        "Pending transactions behind a nonce gap (not executable yet).",
-        mempool_queued,
-    )
-    gauge("bakong_peers", "Connected, authenticated peers.", peers)
-    gauge(
-        "bakong_evidence_total",
-        "Equivocations seen (conflicting signed votes).",
-        evidence,
-        "counter",
-    )
-    gauge("bakong_committed_txs_total", "Transactions committed.", metrics.committed_txs, "counter")
-    gauge("bakong_blocks_total", "Blocks committed.", metrics.committed_blocks, "counter")
-    gauge(
-        "bakong_synced_blocks_total",
-        "Blocks applied by block sync.",
-        metrics.synced_blocks,
-        "counter",
-    )
-    gauge(
-        "bakong_received_txs_total",
-        "Transactions accepted from clients.",
-        metrics.received_txs,
-        "counter",
-    )
-    out.append("# HELP bakong_rejected_txs_total Transactions rejected, by reason code.")
-    out.append("# TYPE bakong_rejected_txs_total counter")
-    merged = dict(rejections)
-    for code, n in metrics.refused_txs.items():
+def _labelled(name: str, help_text: str, label: str, values: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=[label])
+    for key, n in sorted(values.items()):
+        family.add_metric([key], n)
+    return family
+
+
+def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
+    cumulative, buckets = 0, []
+    for bound, n in zip(histogram.buckets, histogram.counts, strict=True):
+        cumulative += n
+        buckets.append((str(bound), cumulative))
+    buckets.append(("+Inf", histogram.count))
+    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=histogram.total)
+
+
+def collect(snap: Snapshot) -> list[Metric]:
+    """Every metric family of the node, names and labels as documented."""
+    m = snap.metrics
+    merged = dict(snap.rejections)
+    for code, n in m.refused_txs.items():
         merged[code] = merged.get(code, 0) + n
-    for code, n in sorted(merged.items()):
-        out.append(f'bakong_rejected_txs_total{{code="{_escape(code)}"}} {n}')
+    out: list[Metric] = [
+        GaugeMetricFamily("bakong_height", "Height of the last committed block.", snap.height),
+        GaugeMetricFamily("bakong_round", "Consensus round at the current height.", snap.round_),
+        GaugeMetricFamily(
+            "bakong_mempool_size", "Transactions waiting in the mempool.", snap.mempool_size
+        ),
+        GaugeMetricFamily(
+            "bakong_mempool_queued",
+            "Pending transactions behind a nonce gap (not executable yet).",
+            snap.mempool_queued,
+        ),
+        GaugeMetricFamily("bakong_peers", "Connected, authenticated peers.", snap.peers),
+        _counter(
+            "bakong_evidence_total", "Equivocations seen (conflicting signed votes).", snap.evidence
+        ),
+        _counter("bakong_committed_txs_total", "Transactions committed.", m.committed_txs),
+        _counter("bakong_blocks_total", "Blocks committed.", m.committed_blocks),
+        _counter("bakong_synced_blocks_total", "Blocks applied by block sync.", m.synced_blocks),
+        _counter(
+            "bakong_received_txs_total", "Transactions accepted from clients.", m.received_txs
+        ),
+        _labelled(
+            "bakong_rejected_txs_total", "Transactions rejected, by reason code.", "code", merged
+        ),
+        _labelled(
+            "bakong_dropped_proposals_total",
+            "Peers' proposals dropped before their block was judged, by reason.",
+            "reason",
+            m.dropped_proposals,
+        ),
+    ]
+    for name, (help_text, label, values) in sorted(snap.labelled.items()):
+        out.append(_labelled(name, help_text, label, values))
     out.append(
-        "# HELP bakong_dropped_proposals_total Peers' proposals dropped before their block "
-        "was judged, by reason."
-    )
-    out.append("# TYPE bakong_dropped_proposals_total counter")
-    for reason, n in sorted(metrics.dropped_proposals.items()):
-        out.append(f'bakong_dropped_proposals_total{{reason="{_escape(reason)}"}} {n}')
-    for name, (help_text, label, values) in sorted((labelled or {}).items()):
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} counter")
-        for key, n in sorted(values.items()):
-            out.append(f'{name}{{{label}="{_escape(key)}"}} {n}')
-    out.append("# HELP bakong_p2p_events_total Peer-to-peer events, by kind.")
-    out.append("# TYPE bakong_p2p_events_total counter")
-    for kind, n in sorted(p2p_counters.items()):
-        out.append(f'bakong_p2p_events_total{{kind="{_escape(kind)}"}} {n}')
-    out.extend(
-        metrics.block_interval.render(
-            "bakong_block_interval_seconds", "Time between consecutive committed blocks."
+        _labelled(
+            "bakong_p2p_events_total", "Peer-to-peer events, by kind.", "kind", snap.p2p_counters
         )
     )
-    out.extend(
-        metrics.commit_latency.render(
+    out.append(
+        _histogram(
+            "bakong_block_interval_seconds",
+            "Time between consecutive committed blocks.",
+            m.block_interval,
+        )
+    )
+    out.append(
+        _histogram(
             "bakong_commit_latency_seconds",
             "Time from a tx's admission to its commit on this node.",
+            m.commit_latency,
         )
     )
-    out.append(
-        f"# HELP bakong_node_info Node identity.\n# TYPE bakong_node_info gauge\n"
-        f'bakong_node_info{{node="{_escape(node)}"}} 1'
-    )
-    return "\n".join(out) + "\n"
+    info = GaugeMetricFamily("bakong_node_info", "Node identity.", labels=["node"])
+    info.add_metric([snap.node], 1)
+    out.append(info)
+    return out
+
+
+class NodeCollector(Collector):
+    """Reads a fresh snapshot from the node at every scrape."""
+
+    def __init__(self, source: Callable[[], Snapshot]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        yield from collect(self._source())
+
+
+def make_registry(source: Callable[[], Snapshot]) -> CollectorRegistry:
+    """One registry per node (never the process-global one)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(source))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> str:
+    """The whole /metrics page, Prometheus text format."""
+    return generate_latest(registry).decode()

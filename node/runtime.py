@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from genesis.load import genesis_hash, load_genesis_file, load_genesis_into
 from ledger import chain
 from ledger.block import Block
@@ -57,6 +59,8 @@ class Node:
         load_genesis_into(self.store, self.genesis)
         self.genesis_hash = genesis_hash(self.genesis)
         self.metrics = Metrics()
+        # This node's own prometheus_client registry, made at the first scrape.
+        self.metrics_registry: CollectorRegistry | None = None
         self.mempool = Mempool(
             self.store,
             self.chain_id,

@@ -63,6 +63,14 @@ def metric(net: Net, name: str, kind: str) -> float:
     return 0.0
 
 
+def dropped_proposals(net: Net, name: str, reason: str) -> float:
+    prefix = f'bakong_dropped_proposals_total{{reason="{reason}"}} '
+    for line in net.metrics(name).splitlines():
+        if line.startswith(prefix):
+            return float(line.removeprefix(prefix))
+    return 0.0
+
+
 def balances(net: Net, account: str) -> dict[str, dict[str, str]]:
     out = {}
     for name in net.names:
@@ -217,9 +225,7 @@ def test_poisoned_cache_then_zero_signature_never_commits(net: Net) -> None:
     for name in net.validators:
         # Each junk proposal was dropped before its block ran (its signer is no proposer).
         wait_for(
-            lambda name=name: (
-                'bakong_dropped_proposals_total{reason="not_proposer"} 1' in net.metrics(name)
-            ),
+            lambda name=name: dropped_proposals(net, name, "not_proposer") == 1,
             10,
             f"the junk proposal dropped on {name}",
         )
