@@ -32,6 +32,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from node.errors import NodeError
 from node.messages import compute_block_frame_bytes
 
@@ -213,31 +215,22 @@ def check_config(config: NodeConfig) -> None:
         )
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot render {value!r}")
-
-
 def render_config(config: NodeConfig) -> str:
-    """TOML text for `config`, every setting written out so users see what they can change."""
-    lines = []
+    """TOML text for `config` (written by tomli_w), every setting written out so users see
+    what they can change."""
+    doc: dict[str, Any] = {}
     for f in fields(NodeConfig):
         if f.name in _SECTIONS or f.name == "path":
             continue
-        lines.append(f"{f.name} = {_toml_value(getattr(config, f.name))}")
+        doc[f.name] = getattr(config, f.name)
     for section in _SECTIONS:
-        lines.append(f"\n[{section}]")
         sub = getattr(config, section)
-        for f in fields(sub):
-            lines.append(f"{f.name} = {_toml_value(getattr(sub, f.name))}")
-    return "\n".join(lines) + "\n"
+        doc[section] = {f.name: _plain(getattr(sub, f.name)) for f in fields(sub)}
+    return tomli_w.dumps(doc)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def parse_peer(address: str) -> tuple[str, int]:
