@@ -7,13 +7,11 @@ from typing import IO, Any
 
 import click
 
-from consensus.errors import ConsensusError
-from genesis.errors import GenesisError
-from ledger.errors import LedgerError
-from node.errors import NodeError
+from ledger.errors import CodedError
 
 # Every layer's base: what `user_errors` and the entry point turn into one line.
-LAYER_ERRORS = (LedgerError, ConsensusError, GenesisError, NodeError)
+# The bases of the packages below (LedgerError, ConsensusError, GenesisError, NodeError).
+LAYER_ERRORS = (CodedError,)
 
 
 class CliError(click.ClickException):
@@ -31,6 +29,6 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.code}: {self.message}", err=True)
 
 
-def to_cli_error(exc: LedgerError | ConsensusError | GenesisError | NodeError) -> CliError:
+def to_cli_error(exc: CodedError) -> CliError:
     """A lower layer's error as the one-line CliError, code and message unchanged."""
     return CliError(exc.message, exc.code)

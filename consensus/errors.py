@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+from ledger.errors import CodedError
 
-class ConsensusError(Exception):
+
+class ConsensusError(CodedError):
     """Base of every consensus error. `code` is stable and part of the public contract."""
 
-    code: str = "consensus_error"
-
-    def __init__(self, message: str = "", code: str | None = None) -> None:
-        super().__init__(message or self.code)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self)
+    code = "consensus_error"
 
 
 class InvalidCommit(ConsensusError):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 
-class LedgerError(Exception):
-    """Base of every ledger error. `code` is stable and part of the public contract."""
+class CodedError(Exception):
+    """What every package's error base shares: a message and a stable, machine-readable
+    `code`. Each package has its own base (LedgerError, ConsensusError, GenesisError,
+    NodeError) so that catching one never catches another layer's errors."""
 
-    code: str = "ledger_error"
+    code: str = "error"
 
     def __init__(self, message: str = "", code: str | None = None) -> None:
         super().__init__(message or self.code)
@@ -16,6 +18,12 @@ class LedgerError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+
+class LedgerError(CodedError):
+    """Base of every ledger error. `code` is stable and part of the public contract."""
+
+    code = "ledger_error"
 
 
 class CodecError(LedgerError):

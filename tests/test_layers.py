@@ -22,10 +22,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "cli": frozenset({"ledger", "consensus", "genesis", "node"}),
 }
 PACKAGES = tuple(ALLOWED)
-# What consensus may use of the ledger: its own types, the codec and crypto; nothing of
-# the transaction model (tx, commands, block, state).
+# What consensus may use of the ledger: its own types, the codec, crypto and the shared
+# error base; nothing of the transaction model (tx, commands, block, state).
 CONSENSUS_MAY_USE = frozenset(
-    {"ledger.commit", "ledger.codec", "ledger.constants", "ledger.crypto"}
+    {"ledger.commit", "ledger.codec", "ledger.constants", "ledger.crypto", "ledger.errors"}
 )
 
 

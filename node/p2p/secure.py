@@ -44,7 +44,7 @@ from ledger.constants import DOMAIN_HANDSHAKE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 from ledger.crypto import PrivateKey, signing_root, verify_root
 from ledger.errors import CodecError
 from node.p2p.errors import FrameError, HandshakeRefused
-from node.p2p.framing import HEADER_BYTES, MSG_AUTH, MSG_HELLO
+from node.p2p.framing import HEADER_BYTES, MSG_AUTH, MSG_HELLO, encode_frame
 
 PROTOCOL_VERSION: Final = 2
 EPHEMERAL_KEY_BYTES: Final = 32
@@ -152,11 +152,6 @@ def derive_channel(own_secret: X25519PrivateKey, own_eph: bytes, peer_eph: bytes
     if own_eph == low:
         return SecretChannel(FrameCipher(low_to_high), FrameCipher(high_to_low), session_id)
     return SecretChannel(FrameCipher(high_to_low), FrameCipher(low_to_high), session_id)
-
-
-def _plain_frame(msg_type: int, payload: Any) -> bytes:
-    body = pack([msg_type, payload])
-    return len(body).to_bytes(HEADER_BYTES, "big") + body
 
 
 async def _read_plain_hello(reader: asyncio.StreamReader) -> bytes:
@@ -270,7 +265,7 @@ async def secret_handshake(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
     try:
-        writer.write(_plain_frame(MSG_HELLO, [PROTOCOL_VERSION, own_eph]))
+        writer.write(encode_frame(MSG_HELLO, [PROTOCOL_VERSION, own_eph], MAX_HELLO_BYTES))
         await writer.drain()
         # The first bytes are due at once: a connection that sends nothing holds a
         # handshake slot for `hello_timeout` at most (TimeoutError to the caller).
