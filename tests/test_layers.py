@@ -29,6 +29,12 @@ CONSENSUS_MAY_USE = frozenset(
 )
 
 
+# The one HTTP client (issue 12): only these modules may open HTTP connections to nodes;
+# node/ serves HTTP (aiohttp.web) and never dials it.
+HTTP_CLIENT_MODULES = frozenset({"cli.http"})
+HTTP_CLIENT_LIBRARIES = ("urllib.request", "http.client", "aiohttp", "requests", "httpx")
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -133,6 +139,31 @@ def test_consensus_uses_only_ledger_types() -> None:
         if _package(name) == "ledger" and name not in CONSENSUS_MAY_USE
     )
     assert used == []
+
+
+def _external_imports(path: Path) -> Iterator[str]:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            yield node.module
+
+
+def test_one_http_client_module() -> None:
+    """Outside cli.http nobody imports an HTTP client library, except node/ for aiohttp's
+    server side (aiohttp.web), which never opens a client session."""
+    offenders = []
+    for module, path in MODULES.items():
+        if module in HTTP_CLIENT_MODULES:
+            continue
+        for name in _external_imports(path):
+            if _package(module) == "node" and (name == "aiohttp" or name.startswith("aiohttp.")):
+                if "ClientSession" in path.read_text():
+                    offenders.append(f"{module} opens an aiohttp ClientSession")
+                continue
+            if any(name == lib or name.startswith(lib + ".") for lib in HTTP_CLIENT_LIBRARIES):
+                offenders.append(f"{module} imports {name}")
+    assert offenders == []
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -46,8 +45,6 @@ def _user_errors() -> Iterator[None]:
         yield
     except LAYER_ERRORS as exc:
         raise to_cli_error(exc) from exc
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise CliError(f"{type(exc).__name__}: {exc}", "node_unreachable") from exc
 
 
 @click.command()

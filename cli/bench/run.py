@@ -23,12 +23,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import aiohttp
 import msgpack
 
-from cli.client import parse_error_body
 from cli.devnet.testnet import get_node_dir, get_node_pid, load_manifest
 from cli.errors import CliError
+from cli.http import MSGPACK, AsyncHttp, NodeReplyError
 from ledger.commands import Command, CreateAccount, Transfer
 from ledger.constants import CENTRAL_BANK_CODE
 from ledger.crypto import PrivateKey
@@ -132,31 +131,13 @@ class BenchAccount:
 # HTTP
 
 
-async def _get(session: aiohttp.ClientSession, url: str) -> Any:
-    async with session.get(url) as response:
-        body = await response.json(content_type=None)
-    if response.status >= 400:
-        code, message = parse_error_body(body) or ("http_error", f"HTTP {response.status}")
-        raise BenchError(f"GET {url}: {message}", code)
-    return body
-
-
-async def _post_batch(session: aiohttp.ClientSession, url: str, raws: list[bytes]) -> list[Any]:
+async def _post_batch(session: AsyncHttp, url: str, raws: list[bytes]) -> list[Any]:
     data = msgpack.packb(raws, use_bin_type=True)
-    headers = {"Content-Type": "application/msgpack"}
-    async with session.post(f"{url}/v1/transactions/batch", data=data, headers=headers) as resp:
-        body = await resp.json(content_type=None)
-    if resp.status >= 400 or not isinstance(body, dict):
-        raise BenchError(f"POST {url}/v1/transactions/batch: HTTP {resp.status}: {body}")
+    body = await session.post(f"{url}/v1/transactions/batch", data, MSGPACK)
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise BenchError(f"POST {url}/v1/transactions/batch: unexpected answer {body!r:.200}")
     results: list[Any] = body["results"]
     return results
-
-
-def _session(connections: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections),
-        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S),
-    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -184,14 +165,14 @@ def make_setup_commands(accounts: Sequence[BenchAccount], bank: str) -> list[tup
     return out
 
 
-async def _next_nonce(session: aiohttp.ClientSession, url: str, account: str) -> int:
-    found = await _get(session, f"{url}/v1/accounts/{account}")
+async def _next_nonce(session: AsyncHttp, url: str, account: str) -> int:
+    found = await session.get(f"{url}/v1/accounts/{account}")
     pending: list[int] = found.get("pending_nonces") or []
     return compute_next_nonce(int(found["nonce"]), (int(n) for n in pending))
 
 
 async def setup_accounts(
-    session: aiohttp.ClientSession,
+    session: AsyncHttp,
     target: BenchTarget,
     accounts: Sequence[BenchAccount],
     progress: BenchProgress,
@@ -212,7 +193,7 @@ async def setup_accounts(
         raise BenchError(f"setup tx refused: {refused[0]['code']}: {refused[0]['message']}")
     height = 0
     for done, result in enumerate(results, 1):
-        status = await _get(session, f"{url}/v1/transactions/{result['hash']}?wait_ms=30000")
+        status = await session.get(f"{url}/v1/transactions/{result['hash']}?wait_ms=30000")
         if status["status"] != "committed":
             raise BenchError(f"setup tx {result['hash']} is {status['status']}: {status}")
         height = max(height, status["height"])
@@ -365,7 +346,7 @@ class RunState:
 class Sender:
     """One per node: sends whatever was released for it, in order, a batch at a time."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, batch: int, state: RunState):
+    def __init__(self, session: AsyncHttp, url: str, batch: int, state: RunState):
         self.session = session
         self.url = url
         self.batch = batch
@@ -421,14 +402,14 @@ async def release_loop(config: BenchConfig, state: RunState, senders: Sequence[S
     state.stop_release = True
 
 
-async def follow_loop(session: aiohttp.ClientSession, url: str, state: RunState) -> None:
+async def follow_loop(session: AsyncHttp, url: str, state: RunState) -> None:
     """Poll the followed node's height and read each new block; a tx's commit time is
     when its block was first seen here."""
     while not state.stop_follow:
-        status = await _get(session, f"{url}/v1/status")
+        status = await session.get(f"{url}/v1/status")
         seen = time.monotonic()
         for height in range(state.height + 1, status["height"] + 1):
-            block = await _get(session, f"{url}/v1/blocks/{height}?view=hashes")
+            block = await session.get(f"{url}/v1/blocks/{height}?view=hashes")
             state.tracker.commit(block["tx_hashes"], height, seen)
             state.blocks.append((height, len(block["tx_hashes"]), seen))
             state.height = height
@@ -492,7 +473,7 @@ async def drain(config: BenchConfig, state: RunState, progress: BenchProgress) -
 
 
 async def timed_run(
-    session: aiohttp.ClientSession,
+    session: AsyncHttp,
     config: BenchConfig,
     target: BenchTarget,
     raws: Sequence[bytes],
@@ -557,12 +538,12 @@ def _cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
 
 
 async def wait_converged(
-    session: aiohttp.ClientSession, urls: Sequence[str], timeout_s: float
+    session: AsyncHttp, urls: Sequence[str], timeout_s: float
 ) -> tuple[bool, list[dict[str, Any]]]:
     """Whether all nodes reach the same height, block hash and state hash in time."""
     deadline = time.monotonic() + timeout_s
     while True:
-        statuses = [await _get(session, f"{url}/v1/status") for url in urls]
+        statuses = [await session.get(f"{url}/v1/status") for url in urls]
         keys = {(s["height"], s["block_hash"], s["state_hash"]) for s in statuses}
         if len(keys) == 1 or time.monotonic() > deadline:
             return len(keys) == 1, statuses
@@ -570,14 +551,14 @@ async def wait_converged(
 
 
 async def check_in_chain(
-    session: aiohttp.ClientSession, url: str, tracker: Tracker, first: int, last: int
+    session: AsyncHttp, url: str, tracker: Tracker, first: int, last: int
 ) -> dict[str, Any]:
     """Re-read blocks first..last on `url` (not the followed node): every tx counted as
     committed must be there exactly once at the height the follower saw; then ask the
     tx endpoint about a random sample."""
     where: dict[int, list[int]] = {}
     for height in range(first, last + 1):
-        block = await _get(session, f"{url}/v1/blocks/{height}?view=hashes")
+        block = await session.get(f"{url}/v1/blocks/{height}?view=hashes")
         for tx_hash in block["tx_hashes"]:
             i = tracker.index.get(bytes.fromhex(tx_hash))
             if i is not None:
@@ -602,16 +583,12 @@ async def check_in_chain(
     }
 
 
-async def _is_committed_at(
-    session: aiohttp.ClientSession, url: str, tracker: Tracker, i: int
-) -> bool:
-    status = await _get(session, f"{url}/v1/transactions/{tracker.hashes[i].hex()}")
+async def _is_committed_at(session: AsyncHttp, url: str, tracker: Tracker, i: int) -> bool:
+    status = await session.get(f"{url}/v1/transactions/{tracker.hashes[i].hex()}")
     return bool(status["status"] == "committed" and status["height"] == tracker.committed_height[i])
 
 
-async def classify_undecided(
-    session: aiohttp.ClientSession, url: str, tracker: Tracker
-) -> dict[str, int]:
+async def classify_undecided(session: AsyncHttp, url: str, tracker: Tracker) -> dict[str, int]:
     """What became of released txs the follower never saw committed (a sample, by status
     or rejection code), so a shortfall has a reason next to it."""
     accepted_undecided = [
@@ -622,8 +599,8 @@ async def classify_undecided(
     out: Counter[str] = Counter()
     for i in random.sample(accepted_undecided, min(CHECK_SAMPLE, len(accepted_undecided))):
         try:
-            status = await _get(session, f"{url}/v1/transactions/{tracker.hashes[i].hex()}")
-        except BenchError as exc:
+            status = await session.get(f"{url}/v1/transactions/{tracker.hashes[i].hex()}")
+        except NodeReplyError as exc:
             out[exc.code] += 1
             continue
         error = status.get("error") or {}
@@ -742,7 +719,7 @@ async def run_bench(
         raise BenchError("the testnet has no funded bank to create bench accounts", "no_banks")
     phases: dict[str, float] = {}
     clock = _PhaseClock(phases)
-    async with _session(4 * len(target.urls) + 4) as session:
+    async with AsyncHttp(4 * len(target.urls) + 4, HTTP_TIMEOUT_S) as session:
         tag = os.urandom(3).hex()
         accounts = make_accounts(sorted(target.operators), config.accounts, tag)
         setup_height = await setup_accounts(session, target, accounts, progress)
@@ -777,7 +754,7 @@ class _PhaseClock:
 
 
 async def run_checks(
-    session: aiohttp.ClientSession,
+    session: AsyncHttp,
     config: BenchConfig,
     target: BenchTarget,
     state: RunState,

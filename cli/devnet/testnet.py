@@ -23,15 +23,16 @@ import shutil
 import socket
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from cli import http
 from cli.devnet.processes import is_process_alive, is_process_of, spawn_detached, terminate_all
 from cli.errors import CliError
+from cli.http import NodeReplyError, NodeUnreachable
 from genesis.builder import BankKeys, build_testnet
 from genesis.document import Genesis
 from genesis.load import save_genesis_file
@@ -427,16 +428,11 @@ class TestnetStatus:
         return {"chain_id": self.chain_id, "nodes": [node.to_json() for node in self.nodes]}
 
 
-# Nodes are on 127.0.0.1: an http_proxy from the environment must not be used.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def fetch_node_status(url: str, timeout: float = _STATUS_TIMEOUT_S) -> dict[str, Any] | None:
     """`GET <url>/v1/status`, or None when the node does not answer sensibly."""
     try:
-        with _DIRECT.open(f"{url}/v1/status", timeout=timeout) as response:
-            body = json.loads(response.read())
-    except (OSError, ValueError):
+        body = http.send("GET", f"{url}/v1/status", timeout=timeout)
+    except (NodeReplyError, NodeUnreachable):
         return None
     return body if isinstance(body, dict) else None
 
