@@ -13,6 +13,7 @@ from cli.fx import fx_group
 from cli.keys import keys
 from cli.khqr import khqr_group
 from cli.node_cmd import node
+from cli.options import cacert_option
 from cli.pay import pay
 from cli.query import balance
 from cli.testnet import testnet
@@ -21,11 +22,13 @@ from cli.txcmds import account_group, freeze, issue, redeem, transfer, tx_group,
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bakong-sim")
+@cacert_option
 def cli() -> None:
     """bakong-sim: a Bakong-style permissioned payment network on your machine.
 
     Start a local testnet with `bakong testnet init` and `bakong testnet up`, then
-    issue, transfer and inspect the chain. Every command takes --help.
+    issue, transfer and inspect the chain. Every command takes --help. HTTPS nodes
+    (`testnet init --tls`) are always verified: see --cacert.
     """
 
 

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from cli import http
+from cli.devnet.testnet import get_ca_path
 from cli.errors import LAYER_ERRORS, to_cli_error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,9 +25,37 @@ def home_option(func: F) -> F:
         default="./testnet",
         type=click.Path(path_type=Path, file_okay=False),
         show_default=True,
+        callback=_trust_home,
         help="Testnet home (env BAKONG_HOME): its manifest lists the nodes, "
-        "HOME/wallet holds the keys.",
+        "HOME/wallet holds the keys, HOME/tls/ca.crt (--tls) verifies the nodes.",
     )(func)
+
+
+def _trust_home(ctx: click.Context, param: click.Parameter, home: Path) -> Path:
+    """The nodes of HOME's testnet (also one given by --node) verify against its CA
+    when it has one, unless --cacert or BAKONG_CACERT name another."""
+    http.use_testnet_ca(get_ca_path(home))
+    return home
+
+
+def cacert_option(func: F) -> F:
+    """The global `bakong --cacert FILE` (see cli.http for the order of trust)."""
+    return click.option(
+        "--cacert",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        metavar="FILE",
+        callback=_use_cacert,
+        expose_value=False,
+        help="Verify HTTPS nodes against this CA certificate (PEM). Default: env "
+        "BAKONG_CACERT, else HOME/tls/ca.crt of a testnet made with --tls, else the "
+        "system's trust (SSL_CERT_FILE).",
+    )(func)
+
+
+def _use_cacert(ctx: click.Context, param: click.Parameter, path: Path | None) -> None:
+    http.use_ca_file(path)
+    # a command without --home (e.g. `bench`) must not inherit an earlier command's home
+    http.use_testnet_ca(None)
 
 
 def json_option(func: F) -> F:

@@ -53,9 +53,9 @@ def write_wallet(home: Path, keys: Mapping[AccountId, PrivateKey]) -> None:
 def testnet() -> None:
     """A local testnet: one process per bank node, all on 127.0.0.1.
 
-    `init` lays out HOME (genesis, node folders, a wallet with the operators' keys),
-    `up` starts the nodes and waits until they serve, `status` shows them, `down`
-    stops them.
+    `init` lays out HOME (genesis, node folders, a wallet with the operators' keys;
+    with --tls a CA and one HTTPS certificate per node), `up` starts the nodes and
+    waits until they serve, `status` shows them, `down` stops them.
     """
 
 
@@ -83,9 +83,21 @@ def testnet() -> None:
 )
 @click.option("--chain-id", default=tn.DEFAULT_CHAIN_ID, show_default=True)
 @click.option("--force", is_flag=True, help="Stop the nodes of an existing testnet and wipe it.")
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve the nodes' HTTP API over HTTPS, with certificates of a CA made for this "
+    "testnet (HOME/tls/ca.crt), which the CLI trusts for HOME.",
+)
 @home_option
 def init_command(
-    validators: int, observers: int, base_port: int, chain_id: str, force: bool, home: Path
+    validators: int,
+    observers: int,
+    base_port: int,
+    chain_id: str,
+    force: bool,
+    tls: bool,
+    home: Path,
 ) -> None:
     """Create a new testnet in HOME."""
     with _user_errors():
@@ -98,12 +110,23 @@ def init_command(
             consensus=ConsensusConfig(),
             force=force,
             wallet=write_wallet,
+            tls=tls,
         )
     click.echo(
         f"created testnet {manifest.chain_id} in {home}: validators {manifest.validator_count},"
         f" observers {len(manifest.nodes) - manifest.validator_count}"
     )
+    if tls:
+        _print_trust(tn.get_ca_path(home), manifest.nodes[0].http_url)
     click.echo(f"start it with: bakong testnet up --home {home}")
+
+
+def _print_trust(ca: Path, url: str) -> None:
+    ca = ca.absolute()
+    click.echo(f"the nodes serve HTTPS with certificates of the CA {ca}; to trust it:")
+    click.echo(f"  bakong (this home):  trusted already; elsewhere: bakong --cacert {ca} ...")
+    click.echo(f"  Python, OpenSSL:     export SSL_CERT_FILE={ca}")
+    click.echo(f"  curl:                curl --cacert {ca} {url}/v1/status")
 
 
 @testnet.command("up")

@@ -14,6 +14,8 @@ Example (what `bakong testnet init` writes, see `render_config`):
     [http]
     host = "127.0.0.1"
     port = 26657
+    tls_cert = ""                 # HTTPS: PEM certificate (chain) and its key, both or
+    tls_key = ""                  # neither (relative to this file); empty: plain HTTP
 
     [p2p]
     host = "127.0.0.1"
@@ -42,11 +44,26 @@ class ConfigError(NodeError):
     code = "bad_config"
 
 
+class TlsConfigError(ConfigError):
+    """The HTTP API's certificate or key: half of the pair given, a file missing or
+    unreadable, or a certificate and key that do not belong together."""
+
+    code = "tls_config"
+
+
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 26657
     max_body_bytes: int = 8 * 1024 * 1024
+    # HTTPS when both are set: the PEM certificate (the node's first, then any
+    # intermediates) and its private key. Empty: plain HTTP.
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +155,17 @@ class NodeConfig:
         return self.resolve(self.log_file)
 
     @property
+    def tls_cert_path(self) -> Path | None:
+        return self.resolve(self.http.tls_cert) if self.http.tls_cert else None
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return self.resolve(self.http.tls_key) if self.http.tls_key else None
+
+    @property
     def http_url(self) -> str:
-        return f"http://{self.http.host}:{self.http.port}"
+        scheme = "https" if self.http.tls else "http"
+        return f"{scheme}://{self.http.host}:{self.http.port}"
 
 
 _SECTIONS: dict[str, type] = {
@@ -202,6 +228,14 @@ def load_config(path: Path) -> NodeConfig:
 
 def check_config(config: NodeConfig) -> None:
     """Settings that are each valid but do not work together are refused at load time."""
+    # a certificate without its key (or the reverse) cannot serve HTTPS
+    if bool(config.http.tls_cert) != bool(config.http.tls_key):
+        given, missing = (
+            ("tls_cert", "tls_key") if config.http.tls_cert else ("tls_key", "tls_cert")
+        )
+        raise TlsConfigError(
+            f"http.{given} is set but http.{missing} is not: give both for HTTPS, or neither"
+        )
     # A full block with its commit must fit one frame, or block sync can never send it.
     needed = compute_block_frame_bytes(
         config.consensus.max_block_bytes, config.consensus.max_block_txs

@@ -9,13 +9,18 @@ each process's command line tell our nodes apart from whatever reused a pid sinc
     <home>/genesis.json
     <home>/nodes/<name>/node.toml, node_key.json, operator_key.json, node.pid, node.out
     <home>/wallet/                 admin@nbc, admin@<bank> under the development passphrase
+    <home>/tls/ca.crt, ca.key      with --tls: the testnet's CA (key 0600)
+    <home>/nodes/<name>/tls/node.crt, node.key   with --tls: the node's certificate
 
 Node i (validators first, the central bank first of all) listens for P2P on
-`base_port + 2i` and for HTTP on `base_port + 2i + 1`, on 127.0.0.1.
+`base_port + 2i` and for HTTP on `base_port + 2i + 1`, on 127.0.0.1. With `tls` the HTTP
+API is HTTPS (the manifest's URLs say https://) with certificates of the home's CA,
+which the CLI trusts for this home (`cli.http.use_testnet_ca`, set by `load_manifest`).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import secrets
@@ -27,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cli import http
 from cli.devnet.processes import is_process_alive, is_process_of, spawn_detached, terminate_all
@@ -41,6 +46,9 @@ from ledger.crypto import PrivateKey
 from ledger.ids import AccountId, operator_of
 from node.config import ConsensusConfig, HttpConfig, NodeConfig, P2PConfig, render_config
 from node.keyfile import write_key_file
+
+if TYPE_CHECKING:
+    from cli.devnet.tls import CertificateAuthority
 
 DEFAULT_CHAIN_ID: Final = "bakong-testnet"
 DEFAULT_VALIDATORS: Final = 4
@@ -59,6 +67,11 @@ OPERATOR_KEY_FILE: Final = "operator_key.json"
 PID_FILE: Final = "node.pid"
 OUT_FILE: Final = "node.out"
 LOG_FILE: Final = "node.log"
+TLS_DIR: Final = "tls"
+CA_CERT_FILE: Final = "ca.crt"
+CA_KEY_FILE: Final = "ca.key"
+NODE_CERT_FILE: Final = "node.crt"
+NODE_KEY_FILE_TLS: Final = "node.key"
 
 _MIN_PORT: Final = 1024
 _MAX_PORT: Final = 65535
@@ -165,9 +178,17 @@ def get_node_dir(home: Path, node: NodeEntry) -> Path:
     return home / node.dir
 
 
+def get_ca_path(home: Path) -> Path:
+    """The CA certificate of a testnet made with --tls (the file exists only then)."""
+    return home / TLS_DIR / CA_CERT_FILE
+
+
 def load_manifest(home: Path) -> Manifest:
-    """The manifest of `home`; `testnet_not_found` when there is no testnet there."""
+    """The manifest of `home`; `testnet_not_found` when there is no testnet there. Who
+    reads it talks to its nodes next: their certificates verify against its CA (unless
+    --cacert or BAKONG_CACERT say otherwise)."""
     path = home / MANIFEST_FILE
+    http.use_testnet_ca(get_ca_path(home))
     try:
         return Manifest.from_json(json.loads(path.read_text()))
     except FileNotFoundError as exc:
@@ -195,11 +216,13 @@ def init_testnet(
     force: bool = False,
     wallet: WalletWriter | None = None,
     now_ms: int | None = None,
+    tls: bool = False,
 ) -> Manifest:
     """Lay out a fresh testnet in `home`. `force` stops the old one's nodes and wipes it.
 
     `wallet` writes the operators' keys to the encrypted wallet (the CLI passes
-    `cli.testnet.write_wallet`: node/ must not import cli/).
+    `cli.testnet.write_wallet`: node/ must not import cli/). `tls`: the nodes serve
+    HTTPS with certificates of a CA made for this home (`get_ca_path`).
     """
     # at least one validator, no negative observer count
     if validators < 1 or observers < 0:
@@ -216,7 +239,9 @@ def init_testnet(
     # after stopping the old nodes, which held these ports
     check_ports_free(ports)
     try:
-        manifest = _write_home(home, genesis, keys, base_port, consensus or ConsensusConfig())
+        manifest = _write_home(
+            home, genesis, keys, base_port, consensus or ConsensusConfig(), tls=tls
+        )
         if wallet is not None:
             wallet(home, {operator_of(bank): k.operator for bank, k in keys.items()})
     except BaseException:
@@ -270,16 +295,20 @@ def _clear_home(home: Path, force: bool) -> None:
     shutil.rmtree(home)
 
 
-def plan_nodes(banks: Sequence[tuple[str, bool]], base_port: int) -> tuple[NodeEntry, ...]:
-    """Order nodes validators first (keeping genesis order) and give each its two ports."""
+def plan_nodes(
+    banks: Sequence[tuple[str, bool]], base_port: int, *, tls: bool = False
+) -> tuple[NodeEntry, ...]:
+    """Order nodes validators first (keeping genesis order) and give each its two ports
+    (and an https:// URL with `tls`)."""
     ordered = [b for b in banks if b[1]] + [b for b in banks if not b[1]]
+    scheme = "https" if tls else "http"
     return tuple(
         NodeEntry(
             name=code,
             bank=code,
             validator=is_validator,
             dir=f"{NODES_DIR}/{code}",
-            http_url=f"http://{HOST}:{base_port + 2 * i + 1}",
+            http_url=f"{scheme}://{HOST}:{base_port + 2 * i + 1}",
             p2p_port=base_port + 2 * i,
             http_port=base_port + 2 * i + 1,
         )
@@ -293,13 +322,17 @@ def _write_home(
     keys: Mapping[str, BankKeys],
     base_port: int,
     consensus: ConsensusConfig,
+    *,
+    tls: bool,
 ) -> Manifest:
-    nodes = plan_nodes([(bank.code, bank.validator) for bank in genesis.banks], base_port)
+    banks = [(bank.code, bank.validator) for bank in genesis.banks]
+    nodes = plan_nodes(banks, base_port, tls=tls)
     manifest = Manifest(genesis.chain_id, genesis.genesis_time, base_port, nodes)
     home.mkdir(parents=True, exist_ok=True)
     save_genesis_file(home / GENESIS_FILE, genesis)
+    ca = _write_ca(home, genesis.chain_id) if tls else None
     for node in nodes:
-        _write_node(home, node, nodes, keys[node.bank], consensus)
+        _write_node(home, node, nodes, keys[node.bank], consensus, ca)
     (home / MANIFEST_FILE).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     return manifest
 
@@ -310,11 +343,16 @@ def _write_node(
     nodes: Sequence[NodeEntry],
     keys: BankKeys,
     consensus: ConsensusConfig,
+    ca: CertificateAuthority | None,
 ) -> None:
     node_dir = get_node_dir(home, node)
     node_dir.mkdir(parents=True)
     write_key_file(node_dir / NODE_KEY_FILE, keys.node)
     write_key_file(node_dir / OPERATOR_KEY_FILE, keys.operator)
+    http_config = HttpConfig(host=HOST, port=node.http_port)
+    if ca is not None:
+        cert, key = _write_node_cert(ca, node_dir, node.name, HOST)
+        http_config = replace(http_config, tls_cert=cert, tls_key=key)
     config = NodeConfig(
         name=node.name,
         bank=node.bank,
@@ -324,7 +362,7 @@ def _write_node(
         operator_key=OPERATOR_KEY_FILE,
         api_token=secrets.token_hex(16),
         log_file=LOG_FILE,
-        http=HttpConfig(host=HOST, port=node.http_port),
+        http=http_config,
         p2p=P2PConfig(
             host=HOST,
             port=node.p2p_port,
@@ -336,6 +374,35 @@ def _write_node(
     fd = os.open(config.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(render_config(config))
+
+
+def _write_ca(home: Path, chain_id: str) -> CertificateAuthority:
+    from cli.devnet import tls  # cryptography's x509: only `init --tls` pays its import
+
+    ca = tls.make_ca(f"{chain_id} testnet CA", _utc_now())
+    folder = home / TLS_DIR
+    folder.mkdir()
+    tls.write_private_key(folder / CA_KEY_FILE, ca.key)
+    tls.write_certificate(folder / CA_CERT_FILE, ca.cert)
+    return ca
+
+
+def _write_node_cert(
+    ca: CertificateAuthority, node_dir: Path, name: str, host: str
+) -> tuple[str, str]:
+    """The node's certificate for 127.0.0.1, localhost and `host`, and its key (0600);
+    their paths relative to the node's folder, as `[http] tls_cert` and `tls_key`."""
+    from cli.devnet import tls
+
+    key, cert = tls.make_node_cert(ca, name, [host], _utc_now())
+    (node_dir / TLS_DIR).mkdir()
+    tls.write_private_key(node_dir / TLS_DIR / NODE_KEY_FILE_TLS, key)
+    tls.write_certificate(node_dir / TLS_DIR / NODE_CERT_FILE, cert)
+    return f"{TLS_DIR}/{NODE_CERT_FILE}", f"{TLS_DIR}/{NODE_KEY_FILE_TLS}"
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 # ---------------------------------------------------------------------------------------
