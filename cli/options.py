@@ -53,8 +53,14 @@ def cacert_option(func: F) -> F:
 
 
 def _use_cacert(ctx: click.Context, param: click.Parameter, path: Path | None) -> None:
+    _forget_trust()
     http.use_ca_file(path)
-    # a command without --home (e.g. `bench`) must not inherit an earlier command's home
+    # the choice is this invocation's: another in the same process (tests) starts afresh
+    ctx.call_on_close(_forget_trust)
+
+
+def _forget_trust() -> None:
+    http.use_ca_file(None)
     http.use_testnet_ca(None)
 
 
