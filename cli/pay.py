@@ -1,9 +1,10 @@
 """`bakong pay QR`: pay a KHQR code, as a Bakong app does when it scans one.
 
 The code is checked first (CRC, field rules, expiry against this machine's clock), so a
-tampered or expired code never reaches the network. The transfer carries the code's
-payment reference (see `ledger.references`): a dynamic code's md5, which the ledger lets
-pay only once (`already_paid`), or `<md5>:static` for a static code.
+tampered or expired code never reaches the network. The transfer carries the code itself
+(see `ledger.references`): every node checks that it pays the code's account, currency and
+amount before it expires (`reference_mismatch`), and lets a dynamic code pay only once
+(`already_paid`). Nodes index the payment under the code's md5.
 
 With `--from-asset` the payer pays from another asset: one `FxTransfer` converts at the
 rate the central bank published for a cross-border operator (see `ledger.fx`).
@@ -24,13 +25,7 @@ from ledger.commands import Command, FxTransfer, Transfer
 from ledger.errors import UnknownAsset, UnknownRate
 from ledger.fx import Rate, compute_source_amount
 from ledger.ids import AccountId, bank_of, format_amount, operator_of, parse_account_id
-from ledger.khqr import KHQR, decode_khqr, khqr_md5
-from ledger.references import make_static_reference
-
-
-def get_reference(code: KHQR, text: str) -> str:
-    md5 = khqr_md5(text)
-    return md5 if code.is_dynamic else make_static_reference(md5)
+from ledger.khqr import KHQR, decode_khqr
 
 
 def get_pay_amount(code: KHQR, amount: str | None, chain: ChainInfo) -> int:
@@ -72,7 +67,7 @@ def make_fx_transfer(
     value: int,
     source: str,
     via: str | None,
-    reference: str,
+    text: str,
 ) -> FxTransfer:
     """Pay `value` of the code's currency from the payer's `source` asset, at the
     published rate; the payer signs the exact source amount it agrees to."""
@@ -93,7 +88,7 @@ def make_fx_transfer(
         )
     operator = offer["operator"]
     return FxTransfer(
-        payer, code.account_id, operator, source, cost, code.currency, value, reference
+        payer, code.account_id, operator, source, cost, code.currency, value, khqr=text
     )
 
 
@@ -128,9 +123,10 @@ def pay(
     """Pay the KHQR code QR ('-': read it from stdin) from ACCOUNT.
 
     Refuses a tampered (bad_crc, ...) or expired (expired) code before signing. The
-    payee is the code's Bakong account; the transfer's reference is the code's md5 (a
-    dynamic code pays once: a second payment is rejected already_paid) or <md5>:static.
-    Find the payment later with `bakong tx find --md5 MD5`. Signed like `bakong
+    payee is the code's Bakong account; the transfer carries the code, which every node
+    checks binds it (payee, currency, amount, expiry: else reference_mismatch); a
+    dynamic code pays once (a second payment is rejected already_paid). Find the
+    payment later with `bakong tx find --md5 MD5`. Signed like `bakong
     transfer`: the payer's own key if the wallet holds it, else its bank (custodial).
 
     --from-asset USD pays a KHR code from the payer's dollars in one atomic tx: payer
@@ -144,10 +140,9 @@ def pay(
         payer = parse_account_id(from_)
         session = TxSession(opts)
         value = get_pay_amount(code, amount, session.chain)
-        reference = get_reference(code, text)
-        command: Command = Transfer(payer, code.account_id, code.currency, value, reference)
+        command: Command = Transfer(payer, code.account_id, code.currency, value, khqr=text)
         source = from_asset.upper() if from_asset else code.currency
         if source != code.currency:
-            command = make_fx_transfer(session, payer, code, value, source, via, reference)
+            command = make_fx_transfer(session, payer, code, value, source, via, text)
         signer = payer if Keystore(opts.home).has(payer) else operator_of(bank_of(payer))
         session.run(command, signer)

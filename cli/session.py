@@ -53,7 +53,9 @@ REASONS: Final[Mapping[str, str]] = {
     "duplicate": "the same tx is already pending",
     "already_committed": "the same tx is already committed (a replay)",
     "wrong_chain": "it was signed for another chain",
-    "already_paid": "its payment reference was already paid (a dynamic KHQR code pays once)",
+    "already_paid": "its KHQR code was already paid (a dynamic code pays once)",
+    "reference_mismatch": "its KHQR code does not bind it (payee, currency, amount, expiry), "
+    "or its reference poses as a KHQR md5",
     "unknown_rate": "no exchange rate is published for that operator and pair",
     "rate_changed": "the published exchange rate changed since it was signed",
     "insufficient_liquidity": "the cross-border operator lacks the currency to deliver",

@@ -158,7 +158,11 @@ def redeem(from_: str, asset: str, amount: str, opts: TxOptions) -> None:
 @click.option("--to", "to", required=True, metavar="ACCOUNT", help="The payee.")
 @click.option("--asset", required=True, help="Asset code, e.g. KHR or USD.")
 @click.option("--amount", required=True, help="Decimal amount in the asset's units, e.g. 12.50.")
-@click.option("--reference", default="", help="External payment reference (e.g. a KHQR md5).")
+@click.option(
+    "--reference",
+    default="",
+    help="External payment reference, e.g. a bill number (to pay a KHQR code: bakong pay).",
+)
 @tx_options
 def transfer(from_: str, to: str, asset: str, amount: str, reference: str, opts: TxOptions) -> None:
     """Pay AMOUNT of ASSET from one account to another.
@@ -271,7 +275,7 @@ def status(tx_hash: str, wait_s: float, node_url: str | None, as_json: bool, hom
 
 
 @tx_group.command("find")
-@click.option("--md5", metavar="MD5", help="The md5 of a KHQR code: every payment of that code.")
+@click.option("--md5", metavar="MD5", help="The md5 of a KHQR code: every payment made with it.")
 @click.option("--reference", metavar="REF", help="Payments carrying exactly this reference.")
 @click.option(
     "--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="At most."
@@ -291,8 +295,10 @@ def find(
 
     Answers what Bakong's check_transaction_by_md5 does: --json prints a list of
     {"hash", "from", "to", "currency", "amount", "time" (block time, ms), "height",
-    "position", "reference", "signer", "memo"}. Nothing paid yet: exit 1, not_found
-    (so a merchant can poll until its code is paid).
+    "position", "reference", "khqr_md5", "khqr", "signer", "memo"} (an FX payment also
+    "operator", "source_currency", "source_amount"). A payment carries the code it pays,
+    which every node checked binds it, so only genuine payments of a code are found.
+    Nothing paid yet: exit 1, not_found (so a merchant can poll until its code is paid).
     """
     if (md5 is None) == (reference is None):
         raise click.UsageError("give exactly one of --md5 and --reference")
@@ -307,9 +313,12 @@ def find(
         click.echo(json.dumps(found))
         return
     for p in found:
-        paid = f" (paid {p['source_amount']} {p['source_currency']} via {p['operator']})"
+        paid = ""
+        if "operator" in p:
+            paid = f" (paid {p['source_amount']} {p['source_currency']} via {p['operator']})"
+        refs = [f"khqr {p['khqr_md5']}"] if p.get("khqr_md5") else []
+        refs += [f"ref {p['reference']}"] if p.get("reference") else []
         click.echo(
-            f"{p['hash']}  {p['from']} -> {p['to']}  {p['amount']} {p['currency']}"
-            f"{paid if 'operator' in p else ''}  height {p['height']}  time {p['time']}  "
-            f"ref {p['reference']}"
+            f"{p['hash']}  {p['from']} -> {p['to']}  {p['amount']} {p['currency']}{paid}"
+            f"  height {p['height']}  time {p['time']}" + "".join(f"  {r}" for r in refs)
         )

@@ -21,7 +21,7 @@ from ledger.errors import (
     StoreVersionError,
 )
 from ledger.kv import KeyValueReader, KeyValueStore, WriteBatch
-from ledger.references import get_command_reference, get_lookup_key
+from ledger.references import get_lookup_keys
 from ledger.schema import (
     SCHEMA_VERSION,
     STATE_PREFIX,
@@ -165,14 +165,11 @@ def _write_block(
 
 
 def _write_references(batch: WriteBatch, block: Block) -> None:
-    """Index every command that carries a payment reference under its lookup key."""
+    """Index every payment under its lookup keys (its code's md5, its free reference)."""
     for position, tx in enumerate(block.txs):
         for index, cmd in enumerate(tx.body.commands):
-            reference = get_command_reference(cmd)
-            if reference:
-                key = make_reference_index_key(
-                    get_lookup_key(reference), block.height, position, index
-                )
+            for lookup_key in get_lookup_keys(cmd):
+                key = make_reference_index_key(lookup_key, block.height, position, index)
                 batch.put(key, tx.hash)
 
 
@@ -297,8 +294,8 @@ def get_account_history(
 
 
 def get_payments(store: KeyValueReader, lookup_key: str, limit: int) -> list[PaymentLocation]:
-    """Payments filed under `lookup_key` (a KHQR md5 or a free-form reference, see
-    `ledger.references.get_lookup_key`), oldest first, at most `limit`."""
+    """Payments filed under `lookup_key` (a KHQR code's md5 or a free-form reference, see
+    `ledger.references.get_lookup_keys`), oldest first, at most `limit`."""
     prefix = make_reference_index_prefix(lookup_key)
     found: list[PaymentLocation] = []
     for key, tx_hash in store.iterate(prefix):

@@ -20,6 +20,8 @@ from ledger.ids import is_account_id, is_bank_code, operator_of
 
 MAX_BANK_NAME_BYTES = 128
 MAX_REFERENCE_BYTES = 64
+# A whole KHQR code (the longest the field rules of `ledger.khqr` allow is about 500 bytes).
+MAX_KHQR_BYTES = 1024
 DEFAULT_ROLE = "customer"
 
 _ASSET_RE = re.compile(r"[A-Z]{3,8}")
@@ -154,13 +156,16 @@ class Redeem:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """A payment; `reference` carries an external payment reference such as a KHQR md5."""
+    """A payment. `reference` is a free-form external reference (a bill number); `khqr`
+    is the whole KHQR code the payment pays, which the ledger checks binds it (payee,
+    currency, amount, expiry: see `ledger.references`)."""
 
     from_: str
     to: str
     asset: str
     amount: int
     reference: str = ""
+    khqr: str = ""
 
     def __post_init__(self) -> None:
         _check_account(self.from_, "from")
@@ -168,6 +173,7 @@ class Transfer:
         _check_asset(self.asset)
         _check_amount(self.amount)
         _check_text(self.reference, MAX_REFERENCE_BYTES, "reference")
+        _check_text(self.khqr, MAX_KHQR_BYTES, "khqr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +203,8 @@ class FxTransfer:
     """A payment across currencies, atomically: `from_` pays `source_amount` of
     `source_asset` to the operator's settlement account admin@<operator>, which pays
     `amount` of `asset` to `to`. `source_amount` must be what the published rate asks
-    (the payer signs the price it agreed to); `reference` as in `Transfer`."""
+    (the payer signs the price it agreed to); `reference` and `khqr` as in `Transfer`
+    (a code binds the payee's side: `to`, `asset`, `amount`)."""
 
     from_: str
     to: str
@@ -207,6 +214,7 @@ class FxTransfer:
     asset: str
     amount: int
     reference: str = ""
+    khqr: str = ""
 
     def __post_init__(self) -> None:
         _check_account(self.from_, "from")
@@ -219,6 +227,7 @@ class FxTransfer:
         _check_amount(self.source_amount, "source_amount")
         _check_amount(self.amount)
         _check_text(self.reference, MAX_REFERENCE_BYTES, "reference")
+        _check_text(self.khqr, MAX_KHQR_BYTES, "khqr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +265,15 @@ def encode_command(cmd: Command) -> list[Any]:
     """The canonical msgpack-ready form `[tag, ...fields]`."""
     match cmd:
         case Transfer():
-            return [TAG_TRANSFER, cmd.from_, cmd.to, cmd.asset, cmd.amount, cmd.reference]
+            return [
+                TAG_TRANSFER,
+                cmd.from_,
+                cmd.to,
+                cmd.asset,
+                cmd.amount,
+                cmd.reference,
+                cmd.khqr,
+            ]
         case RegisterBank():
             return [TAG_REGISTER_BANK, cmd.code, cmd.name, cmd.operator_key, cmd.node_key]
         case AddValidator():
@@ -286,6 +303,7 @@ def encode_command(cmd: Command) -> list[Any]:
                 cmd.asset,
                 cmd.amount,
                 cmd.reference,
+                cmd.khqr,
             ]
     raise MalformedTx(f"not a command: {type(cmd).__name__}")
 
@@ -301,13 +319,14 @@ def _int(obj: Any, what: str) -> int:
 # Per tag: the field count after the tag and a builder that type-checks each field.
 _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Command]]] = {
     TAG_TRANSFER: (
-        5,
+        6,
         lambda f: Transfer(
             _str(f[0], "from"),
             _str(f[1], "to"),
             _str(f[2], "asset"),
             _int(f[3], "amount"),
             _str(f[4], "reference"),
+            expect_str(f[5], MAX_KHQR_BYTES, "khqr"),
         ),
     ),
     TAG_REGISTER_BANK: (
@@ -348,7 +367,7 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Command]]] = {
         ),
     ),
     TAG_FX_TRANSFER: (
-        8,
+        9,
         lambda f: FxTransfer(
             _str(f[0], "from"),
             _str(f[1], "to"),
@@ -358,6 +377,7 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Command]]] = {
             _str(f[5], "asset"),
             _int(f[6], "amount"),
             _str(f[7], "reference"),
+            expect_str(f[8], MAX_KHQR_BYTES, "khqr"),
         ),
     ),
 }

@@ -121,6 +121,14 @@ class AlreadyPaid(LedgerError):
     code = "already_paid"
 
 
+class ReferenceMismatch(LedgerError):
+    """A transfer's KHQR code does not bind it: the code does not read, pays someone
+    else, asks another amount or currency, or has expired; or a plain reference poses
+    as a KHQR md5 without the code."""
+
+    code = "reference_mismatch"
+
+
 class UnknownRate(LedgerError):
     code = "unknown_rate"
 

@@ -27,8 +27,10 @@ GENESIS_HASH_KEY = b"c/genesis"
 HEIGHT_KEY = b"c/height"
 SCHEMA_VERSION_KEY = b"c/schema"
 # The layout of the store's keys and records. Version 2: blocks whose tx root covers the
-# signatures. A store of another version is refused at open (`store_version`).
-SCHEMA_VERSION = 2
+# signatures. Version 3: payments carry their KHQR code (a transfer has 6 fields, an FX
+# transfer 9) and are indexed under the code's md5. A store of another version is refused
+# at open (`store_version`).
+SCHEMA_VERSION = 3
 BLOCK_PREFIX = b"c/b/"
 BLOCK_HASH_PREFIX = b"c/h/"
 COMMIT_PREFIX = b"c/c/"

@@ -61,7 +61,7 @@ from ledger.fx import Rate, compute_source_amount
 from ledger.ids import bank_of, central_bank_operator, is_operator, operator_of
 from ledger.kv import KeyValueReader
 from ledger.permissions import BANK_ROLE, get_role_permissions, is_permitted
-from ledger.references import is_single_use_reference
+from ledger.references import PaidCode, check_payment_binding
 from ledger.state import MAX_VALIDATORS, Account, Bank, State, Supply, ValidatorList
 from ledger.tx import SignedTx, check_signer_keys
 
@@ -119,18 +119,18 @@ def _check_asset(state: State, asset: str) -> None:
         raise UnknownAsset(f"no asset {asset}")
 
 
-def _check_unpaid(state: State, reference: str) -> None:
-    # A single-use reference (a dynamic KHQR code's md5) pays once.
-    if reference and is_single_use_reference(reference) and state.is_reference_paid(reference):
-        raise AlreadyPaid(f"reference {reference} is already paid")
+def _check_unpaid(state: State, paid: PaidCode | None) -> None:
+    # A dynamic KHQR code pays once.
+    if paid is not None and paid.is_single_use and state.is_reference_paid(paid.md5):
+        raise AlreadyPaid(f"the KHQR code {paid.md5} is already paid")
 
 
-def _mark_paid(state: State, reference: str) -> None:
-    if reference and is_single_use_reference(reference):
-        state.set_reference_paid(reference)
+def _mark_paid(state: State, paid: PaidCode | None) -> None:
+    if paid is not None and paid.is_single_use:
+        state.set_reference_paid(paid.md5)
 
 
-def process_transfer(state: State, signer: str, cmd: Transfer) -> None:
+def process_transfer(state: State, ctx: BlockContext, signer: str, cmd: Transfer) -> None:
     # Sender and receiver differ.
     if cmd.from_ == cmd.to:
         raise InvalidCommand("transfer to the same account")
@@ -147,11 +147,15 @@ def process_transfer(state: State, signer: str, cmd: Transfer) -> None:
     receiver_balance = state.get_balance(cmd.to, cmd.asset)
     if receiver_balance + cmd.amount > MAX_AMOUNT:
         raise Overflow(f"{cmd.to} balance would overflow")
-    # A dynamic KHQR code pays once.
-    _check_unpaid(state, cmd.reference)
+    # A KHQR code it carries binds it (payee, asset, amount, not expired) ...
+    paid = check_payment_binding(
+        cmd.to, cmd.asset, cmd.amount, cmd.reference, cmd.khqr, ctx.time_ms
+    )
+    # ... and a dynamic code pays once.
+    _check_unpaid(state, paid)
     state.set_balance(cmd.from_, cmd.asset, sender_balance - cmd.amount)
     state.set_balance(cmd.to, cmd.asset, receiver_balance + cmd.amount)
-    _mark_paid(state, cmd.reference)
+    _mark_paid(state, paid)
 
 
 def process_set_rate(state: State, signer: str, cmd: SetRate) -> None:
@@ -178,7 +182,7 @@ def _get_fx_cost(state: State, cmd: FxTransfer) -> int:
     return cost
 
 
-def process_fx_transfer(state: State, signer: str, cmd: FxTransfer) -> None:
+def process_fx_transfer(state: State, ctx: BlockContext, signer: str, cmd: FxTransfer) -> None:
     """Payer -> operator in the source asset, operator -> payee in the target asset;
     each asset's supply is unchanged."""
     operator = operator_of(cmd.operator)
@@ -205,13 +209,16 @@ def process_fx_transfer(state: State, signer: str, cmd: FxTransfer) -> None:
     # No receiving balance exceeds 2**63-1.
     if max(operator_source + cost, payee_balance + cmd.amount) > MAX_AMOUNT:
         raise Overflow("a balance would overflow")
-    # A dynamic KHQR code pays once.
-    _check_unpaid(state, cmd.reference)
+    # A KHQR code it carries binds the payee's side, and a dynamic code pays once.
+    paid = check_payment_binding(
+        cmd.to, cmd.asset, cmd.amount, cmd.reference, cmd.khqr, ctx.time_ms
+    )
+    _check_unpaid(state, paid)
     state.set_balance(cmd.from_, cmd.source_asset, payer_balance - cost)
     state.set_balance(operator, cmd.source_asset, operator_source + cost)
     state.set_balance(operator, cmd.asset, operator_target - cmd.amount)
     state.set_balance(cmd.to, cmd.asset, payee_balance + cmd.amount)
-    _mark_paid(state, cmd.reference)
+    _mark_paid(state, paid)
 
 
 def _check_settlement_account(state: State, account: str) -> None:
@@ -367,7 +374,7 @@ def process_command(
         raise PermissionDenied(f"{signer} may not run {type(cmd).__name__}")
     match cmd:
         case Transfer():
-            process_transfer(state, signer, cmd)
+            process_transfer(state, ctx, signer, cmd)
         case CreateAccount():
             process_create_account(state, signer, cmd)
         case Issue():
@@ -387,7 +394,7 @@ def process_command(
         case SetRate():
             process_set_rate(state, signer, cmd)
         case FxTransfer():
-            process_fx_transfer(state, signer, cmd)
+            process_fx_transfer(state, ctx, signer, cmd)
         case _:
             # a command this code does not execute never passes silently
             raise InvalidCommand(f"no rule executes {type(cmd).__name__}")

@@ -22,13 +22,13 @@ from aiohttp import web
 from ledger import chain
 from ledger.block import Block
 from ledger.codec import expect_bytes, expect_list_max, unpack
-from ledger.commands import MAX_REFERENCE_BYTES, Transfer
+from ledger.commands import MAX_KHQR_BYTES, MAX_REFERENCE_BYTES, Transfer
 from ledger.constants import MAX_MEMO_BYTES
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.fx import get_published_rates
 from ledger.ids import bank_of, is_account_id, is_bank_code, parse_amount
-from ledger.references import get_lookup_key, is_khqr_md5
+from ledger.references import check_payment_binding, is_khqr_md5
 from ledger.state import State
 from ledger.tx import SignedTx, TxBody, sign_tx
 from node import metrics as metrics_mod
@@ -191,12 +191,13 @@ def _reference_query(request: web.Request) -> tuple[str, str | None]:
         return md5.lower(), None
     if not reference or len(reference.encode()) > MAX_REFERENCE_BYTES:
         raise ApiError(400, "bad_parameter", f"reference must be 1-{MAX_REFERENCE_BYTES} bytes")
-    return get_lookup_key(reference), reference
+    return reference, reference
 
 
 async def find_transactions(request: web.Request) -> web.Response:
-    """Committed payments by reference, oldest first: ?khqr_md5=M finds every payment of
-    the KHQR code whose md5 is M (dynamic or static); ?reference=R those carrying exactly R."""
+    """Committed payments by reference, oldest first: ?khqr_md5=M finds every payment made
+    with the KHQR code whose md5 is M (dynamic or static: the code is in the payment, so
+    only payments it binds); ?reference=R those whose free-form reference is exactly R."""
     node = _node(request)
     lookup, exact = _reference_query(request)
     limit = _int_param(request, "limit", 100, 1, MAX_LIST)
@@ -375,7 +376,7 @@ async def post_bank_transfer(request: web.Request) -> web.Response:
 
     Every field is checked before anything is signed, so a 400 never pays. With an
     `Idempotency-Key` header (printable ASCII, 1-255 characters) a retry of the same request
-    (same from, to, asset, amount, memo and reference; wait_ms may differ) answers with the
+    (same from, to, asset, amount, memo, reference and khqr; wait_ms may differ) answers with the
     first tx and its status read again (header `Idempotent-Replayed: true`) and never signs
     again; the same key with another request is 409 `idempotency_conflict`. Keys survive a
     restart; the node keeps the 100,000 most recent (older ones are forgotten). A concurrent
@@ -432,11 +433,11 @@ class BankTransfer:
     def digest(self) -> bytes:
         """sha256 of the canonical request: what is paid, in minor units (not wait_ms)."""
         t = self.transfer
-        fields = [t.from_, t.to, t.asset, t.amount, t.reference, self.memo]
+        fields = [t.from_, t.to, t.asset, t.amount, t.reference, self.memo, t.khqr]
         return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).digest()
 
 
-_BANK_TRANSFER_FIELDS = ("from", "to", "asset", "amount", "memo", "reference", "wait_ms")
+_BANK_TRANSFER_FIELDS = ("from", "to", "asset", "amount", "memo", "reference", "khqr", "wait_ms")
 
 
 def _parse_bank_transfer(node: Node, body: dict[str, Any]) -> BankTransfer:
@@ -455,12 +456,18 @@ def _parse_bank_transfer(node: Node, body: dict[str, Any]) -> BankTransfer:
     amount = _amount_field(body, record.decimals)
     memo = _text_field(body, "memo", MAX_MEMO_BYTES, "")
     reference = _text_field(body, "reference", MAX_REFERENCE_BYTES, "")
+    khqr = _text_field(body, "khqr", MAX_KHQR_BYTES, "")
     wait_ms = body.get("wait_ms", 0)
     if type(wait_ms) is not int or not 0 <= wait_ms <= MAX_WAIT_MS:
         raise ApiError(
             400, "bad_parameter", f"wait_ms must be a JSON integer in [0, {MAX_WAIT_MS}]"
         )
-    return BankTransfer(Transfer(source, target, asset, amount, reference), memo, wait_ms)
+    # A KHQR code binds the payment (payee, asset, amount, expiry): checked before signing.
+    try:
+        check_payment_binding(target, asset, amount, reference, khqr, node.clock_ms())
+    except LedgerError as exc:
+        raise ApiError(400, exc.code, exc.message) from exc
+    return BankTransfer(Transfer(source, target, asset, amount, reference, khqr), memo, wait_ms)
 
 
 def _text_field(body: dict[str, Any], name: str, max_bytes: int, default: str | None) -> str:

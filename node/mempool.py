@@ -25,6 +25,7 @@ from itertools import islice
 from ledger import chain, schema
 from ledger.errors import BadSignature, LedgerError
 from ledger.kv import KeyValueStore, WriteBatch
+from ledger.references import check_command_binding
 from ledger.state import Account, State
 from ledger.transition import BlockContext, apply_tx, check_tx_age
 from ledger.tx import SignedTx, check_signer_keys, is_signature_valid
@@ -224,6 +225,12 @@ class Mempool:
             raise MempoolError("bad_signature", f"not signed by {body.signer}'s key") from exc
         if not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
+        # A payment's KHQR code binds it (the ledger's rule, expiry at this node's clock).
+        try:
+            for cmd in body.commands:
+                check_command_binding(cmd, now_ms)
+        except LedgerError as exc:
+            raise MempoolError(exc.code, exc.message) from exc
         return account
 
     def _check_room(self, tx: SignedTx, account: Account) -> None:

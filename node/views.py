@@ -12,6 +12,7 @@ from ledger.chain import PaymentLocation
 from ledger.commands import Command, FxTransfer, Transfer
 from ledger.fx import PublishedRate, format_rate
 from ledger.ids import format_amount
+from ledger.khqr import khqr_md5
 from ledger.kv import KeyValueReader
 from ledger.schema import ASSET_PREFIX, make_balance_prefix
 from ledger.state import Asset, State, decode_balance
@@ -164,6 +165,8 @@ def payment_to_json(
         "height": location.height,
         "position": location.position,
         "reference": cmd.reference,
+        "khqr_md5": khqr_md5(cmd.khqr) if cmd.khqr else None,
+        "khqr": cmd.khqr or None,
         "signer": tx.body.signer,
         "memo": tx.body.memo,
     }

@@ -9,8 +9,13 @@ import time
 import urllib.request
 from typing import Any
 
+from cli import http
+from cli.keystore import DEV_PASSPHRASE, Keystore
+from ledger.commands import Transfer
+from ledger.constants import TX_VERSION
 from ledger.ids import AccountId
 from ledger.khqr import KHQR, encode_khqr, khqr_md5
+from ledger.tx import TxBody, sign_tx
 from tests.cli.conftest import Net
 
 
@@ -50,7 +55,8 @@ def test_basic(net: Net) -> None:
     assert entry["hash"] == paid["hash"] and entry["height"] == paid["height"]
     assert (entry["from"], entry["to"]) == (payer, merchant)
     assert (entry["currency"], entry["amount"]) == ("KHR", "15000")
-    assert entry["reference"] == code["md5"] and entry["signer"] == payer
+    assert (entry["khqr_md5"], entry["khqr"], entry["reference"]) == (code["md5"], code["qr"], "")
+    assert entry["signer"] == payer
     assert isinstance(entry["time"], int) and entry["time"] > 1_700_000_000_000
     # every node indexed it, observers included
     for node in net.manifest.nodes:
@@ -70,6 +76,49 @@ def test_invalid_already_paid(net: Net) -> None:
     assert net.balance(payer, "KHR") == "6000" and net.balance(other, "KHR") == "10000"
     assert net.balance(merchant, "KHR") == "4000"
     assert len(net.ok_json("tx", "find", "--md5", code["md5"])) == 1
+
+
+def _post_signed(net: Net, payer: str, transfer: Transfer) -> tuple[int, Any]:
+    """Sign `transfer` with the payer's wallet key, as any wallet could, and submit it."""
+    url = net.validator_urls[0]
+    chain_id = http.send("GET", f"{url}/v1/status", timeout=10)["chain_id"]
+    nonce = http.send("GET", f"{url}/v1/accounts/{payer}", timeout=10)["nonce"]
+    body = TxBody(TX_VERSION, chain_id, payer, nonce, int(time.time() * 1000), (transfer,))
+    raw = sign_tx(body, Keystore(net.home).load(payer, DEV_PASSPHRASE)).encode()
+    try:
+        reply = http.send("POST", f"{url}/v1/transactions", json.dumps({"tx": raw.hex()}).encode(),
+                          timeout=10)  # fmt: skip
+    except http.NodeReplyError as exc:
+        return exc.status, exc.code
+    return 202, reply
+
+
+def test_invalid_squatting_a_dynamic_code(net: Net) -> None:
+    """The attack of issue 13: a payer pays 1 riel 'for' a merchant's 15,000 KHR code
+    (with its md5 as reference, or with the code itself) so that the code counts as paid.
+    Every form is refused reference_mismatch; the genuine payment then commits, and the
+    code's md5 finds only it."""
+    merchant = net.new_customer("wing", "--no-key")
+    squatter = funded_customer(net, "aba", "KHR", "100")
+    code = new_code(net, merchant, "--amount", "15000")
+    # the md5 alone, as a plain transfer's reference (the old form, and its static form)
+    for reference in (code["md5"], code["md5"] + ":static", code["md5"].upper()):
+        net.fails("reference_mismatch", "transfer", "--from", squatter, "--to", merchant,
+                  "--asset", "KHR", "--amount", "1", "--reference", reference)  # fmt: skip
+    # the code itself, with the wrong amount or the wrong payee, signed by hand
+    for transfer in (
+        Transfer(squatter, merchant, "KHR", 1, "", code["qr"]),
+        Transfer(squatter, f"admin@{merchant.split('@')[1]}", "KHR", 1, "", code["qr"]),
+    ):
+        assert _post_signed(net, squatter, transfer) == (400, "reference_mismatch")
+    net.fails("not_found", "tx", "find", "--md5", code["md5"])
+    assert net.balance(squatter, "KHR") == "100" and net.balance(merchant, "KHR") == "0"
+    payer = funded_customer(net, "aclb", "KHR", "20000")
+    paid = net.ok_json("pay", code["qr"], "--from", payer)
+    assert paid["status"] == "committed"
+    found = net.ok_json("tx", "find", "--md5", code["md5"])
+    assert [(f["hash"], f["from"], f["amount"]) for f in found] == [(paid["hash"], payer, "15000")]
+    assert net.balance(merchant, "KHR") == "15000"
 
 
 def test_invalid_expired(net: Net) -> None:
@@ -113,7 +162,7 @@ def test_static_code_pays_many_times(net: Net) -> None:
     assert net.balance(merchant, "USD") == "3.25" and net.balance(payer, "USD") == "6.75"
     found = net.ok_json("tx", "find", "--md5", code["md5"])
     assert [f["amount"] for f in found] == ["1.25", "2.00"]
-    assert {f["reference"] for f in found} == {code["md5"] + ":static"}
+    assert {f["khqr_md5"] for f in found} == {code["md5"]}
 
 
 def test_invalid_amount_mismatch(net: Net) -> None:
@@ -216,7 +265,7 @@ def test_usd_payer_pays_khr_code_across_currencies(net: Net) -> None:
     via_operator = net.ok_json("pay", foreign["qr"], "--from", operator)
     assert via_operator["status"] == "committed"
     [arrived] = net.ok_json("tx", "find", "--md5", foreign["md5"])
-    assert (arrived["from"], arrived["reference"]) == (operator, foreign["md5"])
+    assert (arrived["from"], arrived["khqr_md5"]) == (operator, foreign["md5"])
     assert net.balance(merchant, "KHR") == "23200"
 
 

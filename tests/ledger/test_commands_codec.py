@@ -41,7 +41,15 @@ def test_basic() -> None:
     for cmd in ALL_COMMANDS:
         encoded = pack(encode_command(cmd))
         assert decode_command(unpack(encoded)) == cmd
-    assert encode_command(Transfer("a@bb", "c@dd", "KHR", 5)) == [7, "a@bb", "c@dd", "KHR", 5, ""]
+    assert encode_command(Transfer("a@bb", "c@dd", "KHR", 5)) == [
+        7,
+        "a@bb",
+        "c@dd",
+        "KHR",
+        5,
+        "",
+        "",
+    ]
 
 
 def test_tags_are_distinct() -> None:
@@ -90,8 +98,12 @@ def test_invalid_fields(build: object) -> None:
         ("transfer", "wrong_type"),
         ([99, "a@bb"], "unknown_command"),
         ([7, "a@bb", "c@dd", "KHR", 5], "wrong_length"),
-        ([7, "a@bb", "c@dd", "KHR", "5", ""], "wrong_type"),
-        ([7, "a@bb", "c@dd", "KHR", 0, ""], "invalid_field"),
+        # a transfer of the old layout (no khqr field)
+        ([7, "a@bb", "c@dd", "KHR", 5, ""], "wrong_length"),
+        ([7, "a@bb", "c@dd", "KHR", "5", "", ""], "wrong_type"),
+        ([7, "a@bb", "c@dd", "KHR", 0, "", ""], "invalid_field"),
+        ([7, "a@bb", "c@dd", "KHR", 5, "", b"code"], "wrong_type"),
+        ([7, "a@bb", "c@dd", "KHR", 5, "", "x" * 1025], "oversize"),
         ([8, b"a@bb"], "wrong_type"),
         ([1, "aclb", "A", "00" * 32, KEY], "wrong_type"),
         ([True, "a@bb"], "wrong_type"),

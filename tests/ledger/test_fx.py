@@ -30,10 +30,11 @@ from ledger.fx import (
     get_published_rates,
     parse_rate,
 )
+from ledger.khqr import KHQR, encode_khqr, khqr_md5
 from ledger.schema import make_balance_key, make_fx_rate_key
 from ledger.state import encode_balance
 from ledger.store.memory import MemoryStore
-from tests.ledger.helpers import BALANCES, BANKS, Ledger, make_genesis, make_key
+from tests.ledger.helpers import BALANCES, BANKS, GENESIS_TIME, Ledger, make_genesis, make_key
 from tests.ledger.test_properties import check_rejected_change_nothing, check_supply
 
 # 1 USD = 4100 KHR: one cent buys 41 riel.
@@ -128,7 +129,19 @@ def test_get_published_rates() -> None:
 # The commands and their rules, on a ledger with a cross-border operator.
 OPERATOR = "admin@alipayplus"
 FX_BALANCES = (*BALANCES, (OPERATOR, "KHR", 10_000_000), (OPERATOR, "USD", 100_000))
-MD5 = "5d41402abc4b2a76b9719d911017c592"
+# carol@wing's dynamic code for 15,000 KHR, valid for a day from genesis
+CODE = encode_khqr(
+    KHQR(
+        "carol@wing",
+        "Carol Shop",
+        "Phnom Penh",
+        "KHR",
+        amount=15_000,
+        created_ms=GENESIS_TIME,
+        expires_ms=GENESIS_TIME + 86_400_000,
+    )
+)
+MD5 = khqr_md5(CODE)
 
 
 def fx_ledger(
@@ -154,7 +167,7 @@ def supplies(ledger: Ledger) -> dict[str, int]:
 
 
 def test_codec_round_trip() -> None:
-    for cmd in (SetRate("alipayplus", "USD", "KHR", 41, 1), pay_khr(reference=MD5)):
+    for cmd in (SetRate("alipayplus", "USD", "KHR", 41, 1), pay_khr(khqr=CODE)):
         assert decode_command(encode_command(cmd)) == cmd
 
 
@@ -214,7 +227,7 @@ def fx(ledger: Ledger, cmd: FxTransfer, signer: str = "alice@aclb") -> str | Non
 def test_fx_transfer_basic() -> None:
     ledger = fx_ledger()
     before = supplies(ledger)
-    result = ledger.apply_tx(ledger.sign("alice@aclb", pay_khr(reference=MD5)))
+    result = ledger.apply_tx(ledger.sign("alice@aclb", pay_khr(khqr=CODE)))
     assert result.code is None
     assert result.accounts == (OPERATOR, "alice@aclb", "carol@wing")
     assert ledger.balance("alice@aclb", "USD") == 10_000 - 366
@@ -294,11 +307,20 @@ def test_invalid_fx_transfer_not_the_payers_funds() -> None:
 
 def test_invalid_fx_transfer_already_paid() -> None:
     ledger = fx_ledger()
-    assert fx(ledger, pay_khr(reference=MD5)) is None
-    assert fx(ledger, pay_khr(reference=MD5)) == "already_paid"
-    transfer = Transfer("carol@wing", "bob@aclb", "KHR", 1, MD5)
-    assert ledger.apply_tx(ledger.sign("carol@wing", transfer)).code == "already_paid"
+    assert fx(ledger, pay_khr(khqr=CODE)) is None
+    assert fx(ledger, pay_khr(khqr=CODE)) == "already_paid"
+    # nor a plain transfer with the same code
+    transfer = Transfer("alice@aclb", "carol@wing", "KHR", 15_000, "", CODE)
+    assert ledger.apply_tx(ledger.sign("alice@aclb", transfer)).code == "already_paid"
     assert ledger.balance("carol@wing", "KHR") == 65_000
+
+
+def test_invalid_fx_transfer_code_binds_the_payee_side() -> None:
+    ledger = fx_ledger()
+    # another amount delivered, or another payee, than the code asks
+    assert fx(ledger, pay_khr(amount=1, cost=1, khqr=CODE)) == "reference_mismatch"
+    assert fx(ledger, pay_khr(to="bob@aclb", khqr=CODE)) == "reference_mismatch"
+    assert not ledger.state().is_reference_paid(MD5)
 
 
 # Supply per asset holds through any mix of conversions, transfers and rate changes.
@@ -307,6 +329,7 @@ payees = st.sampled_from(["alice@aclb", "carol@wing", "bob@aclb", OPERATOR, "gho
 fx_assets = st.sampled_from(["KHR", "USD"])
 fx_amounts = st.integers(1, 60_000)
 references = st.sampled_from(["", MD5, "0" * 32, MD5 + ":static", "INV-1"])
+codes = st.sampled_from(["", "", CODE])
 
 
 @st.composite
@@ -318,11 +341,13 @@ def fx_action(draw: st.DrawFn) -> tuple[str, Command]:
         return "admin@nbc", rate
     payer, payee, asset = draw(payers), draw(payees), draw(fx_assets)
     if kind == "transfer":
-        return "admin@nbc", Transfer(payer, payee, asset, draw(fx_amounts), draw(references))
+        amount = draw(fx_amounts)
+        return "admin@nbc", Transfer(payer, payee, asset, amount, draw(references), draw(codes))
     source = "USD" if asset == "KHR" else "KHR"
     cost = draw(st.integers(1, 60_000))
+    amount = draw(fx_amounts)
     cmd = FxTransfer(
-        payer, payee, "alipayplus", source, cost, asset, draw(fx_amounts), draw(references)
+        payer, payee, "alipayplus", source, cost, asset, amount, draw(references), draw(codes)
     )
     return "admin@nbc", cmd
 

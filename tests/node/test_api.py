@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from ledger.ids import AccountId
+from ledger.khqr import KHQR, encode_khqr, khqr_md5
 from tests.node.netutil import Net, http, running_testnet
 
 pytestmark = pytest.mark.slow
@@ -195,7 +198,25 @@ def _paid_nothing(before: dict[str, Any], after: dict[str, Any]) -> None:
     assert after["pending_nonces"] == []  # and none is waiting
 
 
+def _code(amount: int | None = 25, account: str = PAYEE) -> str:
+    """A KHQR code of `account` for `amount` riel (static with None), valid for a day."""
+    now = int(time.time() * 1000)
+    timestamps = {"created_ms": now, "expires_ms": now + 86_400_000} if amount else {}
+    return encode_khqr(
+        KHQR(AccountId(account), "Wing Shop", "Phnom Penh", "KHR", amount=amount, **timestamps)
+    )
+
+
 BAD_TRANSFERS = [
+    # a payment does not claim a code it does not carry, or that does not bind it
+    (_payment(reference=khqr_md5(_code())), "reference_mismatch"),
+    (_payment(reference=khqr_md5(_code()) + ":static"), "reference_mismatch"),
+    (_payment("1", khqr=_code()), "reference_mismatch"),
+    (_payment(khqr=_code(account="shop@wing")), "reference_mismatch"),
+    (_payment(khqr=_code()[:-1] + "0"), "reference_mismatch"),
+    (_payment(khqr="not a code"), "reference_mismatch"),
+    (_payment(khqr="x" * 1025), "bad_request"),
+    (_payment(khqr=5), "bad_request"),
     (_payment(wait_ms="5000"), "bad_parameter"),
     (_payment(wait_ms=True), "bad_parameter"),
     (_payment(wait_ms=5000.0), "bad_parameter"),
@@ -224,6 +245,21 @@ BAD_TRANSFERS = [
     ({"to": PAYEE, "asset": "KHR", "amount": "1"}, "bad_request"),
     (_payment(**{"from": "admin@wing"}), "permission_denied"),
 ]
+
+
+def test_bank_transfer_pays_a_khqr_code(net: Net) -> None:
+    """The back office pays a dynamic code once; the code's md5 finds the payment."""
+    before = _settle(net)
+    text = _code(25)
+    code, first, _ = _transfer(net, _payment(khqr=text, wait_ms=20_000))
+    assert code == 202 and first["status"] == "committed", first
+    code, again, _ = _transfer(net, _payment(khqr=text, wait_ms=20_000))
+    assert code == 202 and again["status"] == "rejected", again
+    assert again["error"] == "already_paid"
+    status, found = http(f"{net.url(BANK)}/v1/transactions?khqr_md5={khqr_md5(text)}")
+    assert status == 200 and [t["hash"] for t in found["transactions"]] == [first["hash"]]
+    assert found["transactions"][0]["khqr"] == text
+    assert _khr(_settle(net)) == _khr(before) - 25
 
 
 def test_invalid_wait_ms_pays_nothing(net: Net) -> None:
