@@ -122,15 +122,12 @@ def get_ca_choice() -> CaChoice:
     return CaChoice(None, f"SSL_CERT_FILE={cert_file}" if cert_file else "the system's CAs")
 
 
-def get_ssl_context() -> ssl.SSLContext:
-    """A client context that verifies certificates and host names against the CA in
-    force (TLS 1.2 at least). Raises BadCaFile when that CA file is not usable."""
-    return _get_tls(get_ca_choice())[0]
-
-
 def _get_tls(choice: CaChoice) -> tuple[ssl.SSLContext, urllib.request.OpenerDirector]:
+    """A client context that verifies certificates and host names against the chosen CA
+    (TLS 1.2 at least), and a proxy-less opener using it. BadCaFile when the CA file is
+    not usable."""
     if choice.path is None:
-        key = ("", 0)
+        key = ("system:" + os.environ.get("SSL_CERT_FILE", ""), 0)
     else:
         try:
             key = (str(choice.path), choice.path.stat().st_mtime_ns)
@@ -183,7 +180,7 @@ def parse_node_url(text: str) -> str:
     parts = urllib.parse.urlsplit(text)
     # anything else would fail later inside urllib, without a clear message
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise NodeReplyError(f"bad node URL {text!r}: expected http://HOST:PORT", "bad_node_url")
+        raise NodeReplyError(f"bad node URL {text!r}: expected http(s)://HOST:PORT", "bad_node_url")
     return text.rstrip("/")
 
 
