@@ -194,8 +194,11 @@ def with_query(path: str, query: dict[str, Any] | None) -> str:
 
 
 def parse_error_body(body: Any) -> tuple[str, str] | None:
-    """(code, message) of a node's error answer `{"error": {"code", "message"}}`, or None
-    when the body is not one: the one reader of the API's error envelope."""
+    """(code, message) of a node's error answer `{"error": {"code", "message"}}`, or of
+    an Open API refusal `{"responseCode": 1, "errorCode", "responseMessage"}` (code
+    `openapi_refused`), or None when the body is neither: the one reader of both."""
+    if isinstance(body, dict) and body.get("responseCode") == 1 and "errorCode" in body:
+        return "openapi_refused", f"errorCode {body['errorCode']}: {body.get('responseMessage')}"
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict) or "code" not in error or "message" not in error:
         return None

@@ -13,6 +13,7 @@ from cli.fx import fx_group
 from cli.keys import keys
 from cli.khqr import khqr_group
 from cli.node_cmd import node
+from cli.openapi import openapi_group
 from cli.options import cacert_option
 from cli.pay import pay
 from cli.query import balance
@@ -77,6 +78,7 @@ cli.add_command(explorer)
 cli.add_command(khqr_group)
 cli.add_command(pay)
 cli.add_command(fx_group)
+cli.add_command(openapi_group)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from ledger.references import get_lookup_keys
 from ledger.schema import (
     SCHEMA_VERSION,
     STATE_PREFIX,
+    TX_INDEX_PREFIX,
     decode_height,
     encode_height,
     make_block_hash_key,
@@ -272,6 +273,18 @@ def get_tx(store: KeyValueReader, tx_hash: bytes) -> tuple[SignedTx, int, int] |
         return None
     tx = decode_block_tx(raw, location[1])
     return None if tx is None else (tx, location[0], location[1])
+
+
+def find_tx_hashes(store: KeyValueReader, prefix: bytes, limit: int) -> list[bytes]:
+    """Committed tx hashes that start with `prefix` (bytes of a hex prefix), in hash
+    order, at most `limit`."""
+    start = TX_INDEX_PREFIX + prefix
+    found: list[bytes] = []
+    for key, _ in store.iterate(start):
+        if len(found) >= limit:
+            break
+        found.append(key[len(TX_INDEX_PREFIX) :])
+    return found
 
 
 def get_account_history(

@@ -166,6 +166,13 @@ PROPOSED_BLOCK_KEY = b"n/prop"
 EVIDENCE_PREFIX = b"n/ev/"
 IDEMPOTENCY_PREFIX = b"n/idk/"
 IDEMPOTENCY_ORDER_PREFIX = b"n/ido/"
+# The Open API sandbox: registrations by email, verification codes and tokens by their
+# sha256 (never the secrets themselves), deeplinks and their order (bounded).
+OPENAPI_REGISTRATION_PREFIX = b"n/oar/"
+OPENAPI_CODE_PREFIX = b"n/oac/"
+OPENAPI_TOKEN_PREFIX = b"n/oat/"
+OPENAPI_LINK_PREFIX = b"n/oal/"
+OPENAPI_LINK_ORDER_PREFIX = b"n/oalo/"
 
 
 def make_mempool_key(tx_hash: bytes) -> bytes:

@@ -110,6 +110,18 @@ class MempoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenApiConfig:
+    """The Bakong Open API sandbox (see docs/open-api.md)."""
+
+    # How long a token from request_token, verify or renew_token is accepted (90 days).
+    token_ttl_ms: int = 90 * 86_400_000
+    # Registrations kept (when full, one whose tokens all expired gives way), and the
+    # most recent deeplinks kept.
+    max_registrations: int = 10_000
+    max_deeplinks: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     name: str
     bank: str
@@ -125,6 +137,7 @@ class NodeConfig:
     p2p: P2PConfig = field(default_factory=P2PConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    openapi: OpenApiConfig = field(default_factory=OpenApiConfig)
 
     @property
     def home(self) -> Path:
@@ -173,6 +186,7 @@ _SECTIONS: dict[str, type] = {
     "p2p": P2PConfig,
     "consensus": ConsensusConfig,
     "mempool": MempoolConfig,
+    "openapi": OpenApiConfig,
 }
 
 

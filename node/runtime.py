@@ -33,6 +33,7 @@ from node.keyfile import read_key_file
 from node.mempool import Mempool, MempoolError
 from node.metrics import Metrics
 from node.p2p import MessageRouter, P2PParams, PeerManager
+from node.sandbox import Sandbox
 
 log = logging.getLogger("bakong.node")
 
@@ -122,6 +123,14 @@ class Node:
         self._gossip_scheduled = False
         self._tasks: list[asyncio.Task[Any]] = []
         self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
+        openapi = config.openapi
+        self.sandbox = Sandbox(  # the Open API sandbox's registrations, tokens, deeplinks
+            self.store,
+            self.clock_ms,
+            token_ttl_ms=openapi.token_ttl_ms,
+            max_registrations=openapi.max_registrations,
+            max_links=openapi.max_deeplinks,
+        )
 
     # Lifecycle.
     def _on_engine_failure(self, exc: BaseException) -> None:

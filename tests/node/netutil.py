@@ -30,7 +30,7 @@ from cli.devnet.testnet import (
 from ledger.commands import Command, Issue, Transfer
 from ledger.crypto import PrivateKey
 from ledger.tx import SignedTx, TxBody, sign_tx
-from node.config import ConsensusConfig
+from node.config import ConsensusConfig, NodeConfig, load_config, render_config
 from node.keyfile import read_key_file
 
 FAST = ConsensusConfig(
@@ -239,8 +239,14 @@ def _alive(pid: int) -> bool:
 
 @contextmanager
 def running_testnet(
-    tmp: Path, validators: int = 4, observers: int = 1, consensus: ConsensusConfig = FAST
+    tmp: Path,
+    validators: int = 4,
+    observers: int = 1,
+    consensus: ConsensusConfig = FAST,
+    configure: Callable[[NodeConfig], NodeConfig] | None = None,
 ) -> Iterator[Net]:
+    """A testnet started in `tmp` (always stopped); `configure` may change every node's
+    config before the nodes start."""
     home = tmp / "testnet"
     for attempt in range(5):
         try:
@@ -257,6 +263,10 @@ def running_testnet(
             if exc.code != "port_in_use" or attempt == 4:
                 raise
     net = Net(home, manifest)
+    if configure is not None:
+        for node in manifest.nodes:
+            path = get_node_dir(home, node) / "node.toml"
+            path.write_text(render_config(configure(load_config(path))))
     try:
         net.up()
         yield net
