@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from node import openapi
+from node import listing, openapi
 from node.api import NODE, add_routes, error_middleware
 from node.config import NodeConfig
 from node.runtime import Node
@@ -23,6 +23,7 @@ def create_app(config: NodeConfig) -> web.Application:
     app.cleanup_ctx.append(_node_context(config))
     add_routes(app)
     openapi.add_routes(app)
+    listing.add_routes(app)
     return app
 
 

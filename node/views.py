@@ -114,19 +114,24 @@ def block_to_json(
     return out
 
 
-def account_to_json(reader: KeyValueReader, account: str) -> dict[str, Any] | None:
-    record = State(reader).get_account(account)
-    if record is None:
-        return None
-    decimals = get_decimals(reader)
+def get_balances(reader: KeyValueReader, account: str, decimals: dict[str, int]) -> dict[str, str]:
+    """Every asset's balance of `account` as an exact decimal string ("0" when it holds
+    none), in asset order."""
     balances = {asset: format_amount(0, d) for asset, d in sorted(decimals.items())}
     prefix = make_balance_prefix(account)
     for key, raw in reader.iterate(prefix):
         asset = key[len(prefix) :].decode()
         balances[asset] = format_amount(decode_balance(raw), decimals.get(asset, 0))
+    return balances
+
+
+def account_to_json(reader: KeyValueReader, account: str) -> dict[str, Any] | None:
+    record = State(reader).get_account(account)
+    if record is None:
+        return None
     return {
         "account": account,
-        "balances": balances,
+        "balances": get_balances(reader, account, get_decimals(reader)),
         "nonce": record.nonce,
         "frozen": record.frozen,
         "role": record.role,
