@@ -108,14 +108,28 @@ class NodeClient:
         self, method: str, path: str, body: bytes | None = None, timeout: float | None = None
     ) -> Any:
         """Send to the first candidate that answers; `node_unreachable` if none does."""
-        failures: list[str] = []
+        failures: list[tuple[str, str]] = []
         for index, url in enumerate(self.urls):
             try:
                 reply = http.send(method, url + path, body, timeout=timeout or self._timeout)
             except NodeUnreachable as exc:
-                failures.append(exc.message)
+                failures.append((url, exc.reason))
                 continue
             # remember who answered: the rest of the command talks to it first
             self.urls.insert(0, self.urls.pop(index))
             return reply
-        raise NodeUnreachable("no node answers: " + "; ".join(failures))
+        raise NodeUnreachable(self._describe_failures(failures))
+
+    def _describe_failures(self, failures: list[tuple[str, str]]) -> str:
+        """One line: which nodes were tried, why they did not answer (alike ones grouped),
+        and what to do about it."""
+        by_reason: dict[str, list[str]] = {}
+        for url, reason in failures:
+            by_reason.setdefault(reason, []).append(url.split("://", 1)[-1])
+        tried = "; ".join(f"{', '.join(urls)}: {reason}" for reason, urls in by_reason.items())
+        if self._node_url:
+            hint = "check the --node URL (or BAKONG_NODE)"
+        else:
+            hint = f"is the testnet running? start it with: bakong testnet up --home {self._home}"
+        count = len(failures)
+        return f"no node answers ({count} tried: {tried}); {hint}"

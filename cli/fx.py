@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.client import NodeClient
+from cli.human import group_amount
 from cli.keystore import Keystore
 from cli.options import home_option, json_option, node_option, user_errors
 from cli.session import ChainInfo, TxError, TxOptions, TxSession, tx_options
@@ -76,7 +77,7 @@ def get_rate_argument(
     return Rate(int(match.group(1)), int(match.group(2)))
 
 
-@fx_group.command("set")
+@fx_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("base")
 @click.argument("quote")
 @click.argument("rate", required=False)
@@ -139,7 +140,7 @@ def show(operator: str, node_url: str | None, as_json: bool, home: Path) -> None
     for column in ("operator", "pair", "rate", "ratio (minor units)"):
         table.add_column(column)
     for r in rates:
-        pair = f"1 {r['base']} = {r['rate']} {r['quote']}"
+        pair = f"1 {r['base']} = {group_amount(r['rate'])} {r['quote']}"
         table.add_row(r["operator"], f"{r['base']}/{r['quote']}", pair,
                       f"{r['numerator']}/{r['denominator']}")  # fmt: skip
     Console().print(table)

@@ -56,9 +56,36 @@ class NodeReplyError(CliError):
 
 
 class NodeUnreachable(CliError):
-    """Nothing sensible came back: refused, reset, timed out, or not an HTTP answer."""
+    """Nothing sensible came back: refused, reset, timed out, or not an HTTP answer.
+    `reason` says which, in words (`connection refused`)."""
 
     code = "node_unreachable"
+
+    def __init__(self, message: str = "", code: str | None = None, reason: str = "") -> None:
+        super().__init__(message, code)
+        self.reason = reason or message
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Why a connection gave nothing, in words rather than errno and class names."""
+    cause: BaseException | None = exc
+    for _ in range(4):  # unwrap URLError.reason and aiohttp's os_error
+        inner = getattr(cause, "reason", None) or getattr(cause, "os_error", None)
+        if not isinstance(inner, BaseException):
+            break
+        cause = inner
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused (nothing listens there: is the node running?)"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(cause, ConnectionResetError | BrokenPipeError):
+        return "the connection was reset"
+    if isinstance(cause, ssl.SSLError):
+        # e.g. https:// to a node that serves plain HTTP
+        return f"TLS handshake failed: {cause.reason or cause}"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return str(cause) or type(cause).__name__
 
 
 class TlsUntrusted(CliError):
@@ -255,18 +282,9 @@ def send(
         cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         if isinstance(cause, ssl.SSLCertVerificationError) and choice is not None:
             raise _untrusted(url, cause, choice) from exc
-        raise NodeUnreachable(f"{url}: {_reason(exc)}") from exc
+        reason = describe_failure(exc)
+        raise NodeUnreachable(f"{url}: {reason}", reason=reason) from exc
     return decode_json(data, url)
-
-
-def _reason(exc: BaseException) -> str:
-    cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(cause, ssl.SSLError):
-        # e.g. https:// to a node that serves plain HTTP
-        return f"TLS handshake failed: {cause.reason or cause}"
-    if isinstance(exc, urllib.error.URLError):
-        return str(exc.reason)
-    return str(exc) or type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,9 +333,11 @@ class AsyncHttp:
             error = exc.certificate_error
             if tls is not None and isinstance(error, ssl.SSLCertVerificationError):
                 raise _untrusted(url, error, tls[0]) from exc
-            raise NodeUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
+            reason = describe_failure(exc)
+            raise NodeUnreachable(f"{url}: {reason}", reason=reason) from exc
         except (TimeoutError, self._aiohttp.ClientError) as exc:
-            raise NodeUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
+            reason = describe_failure(exc)
+            raise NodeUnreachable(f"{url}: {reason}", reason=reason) from exc
         if status >= 400:
             raise reply_error(url, status, data)
         return decode_json(data, url)

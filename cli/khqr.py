@@ -18,8 +18,10 @@ import click
 import qrcode
 from qrcode.image.pure import PyPNGImage
 
+from cli.client import NodeClient, NodeReplyError
 from cli.errors import CliError
-from cli.options import json_option, user_errors
+from cli.human import format_local_time, group_amount, yes_no
+from cli.options import home_option, json_option, node_option, user_errors
 from ledger.ids import account_name, format_amount, parse_account_id, parse_amount
 from ledger.khqr import (
     CURRENCY_DECIMALS,
@@ -32,6 +34,7 @@ from ledger.khqr import (
 )
 
 DEFAULT_DYNAMIC_EXPIRY: Final = "10m"
+CHECK_TIMEOUT_S: Final = 2.0
 DEFAULT_CITY: Final = "Phnom Penh"
 _DURATION: Final = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
 _UNIT_MS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -49,8 +52,11 @@ def parse_duration_ms(text: str) -> int:
     """ "10m", "30s", "2h", "1d", "500ms" -> milliseconds (more than zero)."""
     match = _DURATION.fullmatch(text.strip())
     # a number and a unit
-    if match is None or int(match.group(1)) == 0:
+    if match is None:
         raise KhqrCliError(f"bad duration {text!r}: expected e.g. 30s, 10m, 2h, 1d", "bad_duration")
+    # a code that expires as it is made can never be paid
+    if int(match.group(1)) == 0:
+        raise KhqrCliError(f"duration {text!r}: a code must live more than zero", "bad_duration")
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
@@ -72,6 +78,22 @@ def code_to_json(code: KHQR, text: str, at_ms: int) -> dict[str, Any]:
     out["amount"] = format_code_amount(code)
     out |= {"dynamic": code.is_dynamic, "md5": khqr_md5(text), "expired": is_expired(code, at_ms)}
     return {"qr": text} | out
+
+
+def warn_if_unknown(account: str, home: Path, node_url: str | None) -> None:
+    """A warning on stderr when a reachable node does not know `account`."""
+    try:
+        client = NodeClient(home, node_url, timeout=CHECK_TIMEOUT_S)
+        client.get_account(account)
+    except NodeReplyError as exc:
+        if exc.code == "unknown_account":
+            click.echo(
+                f"warning: {account} does not exist on {client.url}: nobody can pay this "
+                "code until the account is created (bakong account create)",
+                err=True,
+            )
+    except CliError:
+        pass  # no testnet, no node: the code is made offline
 
 
 def render_terminal_qr(text: str) -> str:
@@ -170,7 +192,9 @@ def _add_timestamps(code: KHQR, expires_in: str | None, at_ms: int) -> KHQR:
     type=click.Path(path_type=Path, dir_okay=False, writable=True),
     help="Also write the QR code as a PNG image to this file.",
 )
+@node_option
 @json_option
+@home_option
 def new(
     account: str,
     amount: str | None,
@@ -178,12 +202,16 @@ def new(
     expires_in: str | None,
     png: Path | None,
     as_json: bool,
+    node_url: str | None,
+    home: Path,
     **extra: Any,
 ) -> None:
     """Make a KHQR code paying ACCOUNT (name@bank): prints the code, then draws it.
 
     --json prints {"qr", "md5", "dynamic", "amount", "expires_ms", ...} and no drawing.
-    The md5 is what `bakong tx find --md5` looks the payment up by.
+    The md5 is what `bakong tx find --md5` looks the payment up by. When a node of HOME's
+    testnet (or --node) answers and does not know ACCOUNT, a warning says so: nobody can
+    pay such a code until the account exists. Without a node the code is made all the same.
     """
     with user_errors():
         asset = asset.upper()
@@ -192,6 +220,7 @@ def new(
         text = encode_khqr(code)
         if png is not None:
             write_png(text, png)
+    warn_if_unknown(code.account_id, home, node_url)
     if as_json:
         click.echo(json.dumps(code_to_json(code, text, at_ms)))
         return
@@ -216,7 +245,20 @@ def decode(qr: str, as_json: bool) -> None:
         click.echo(json.dumps(shape))
         return
     for key, value in _flatten(shape):
-        click.echo(f"{key:<28} {value}")
+        click.echo(f"{key:<28} {_human(key, value, shape)}")
+
+
+def _human(key: str, value: Any, shape: dict[str, Any]) -> str:
+    """A decoded field for people: times local, amounts grouped, flags in words."""
+    if key in ("created_ms", "expires_ms"):
+        return format_local_time(value)
+    if key == "amount":
+        return f"{group_amount(value)} {shape['currency']}"
+    if key == "dynamic":
+        return "yes (pays once, carries its amount)" if value else "no (static: any amount)"
+    if isinstance(value, bool):
+        return yes_no(value)
+    return str(value)
 
 
 def _flatten(shape: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

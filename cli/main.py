@@ -36,7 +36,11 @@ def cli() -> None:
 def main() -> None:
     """Console entry point: never lets a traceback reach the user."""
     try:
-        status = cli.main(standalone_mode=False)
+        status = cli.main(standalone_mode=False, prog_name="bakong")
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `bakong` or `bakong tx` alone asks what there is: the help, on stdout, exit 0
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        sys.exit(0)
     except click.exceptions.Abort:
         click.echo("error: aborted: interrupted", err=True)
         sys.exit(130)
@@ -45,7 +49,7 @@ def main() -> None:
         sys.exit(2)
     except CliError as exc:
         exc.show()
-        sys.exit(1)
+        sys.exit(exc.exit_code or 1)
     except click.ClickException as exc:
         click.echo(f"error: {getattr(exc, 'code', 'failed')}: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code or 1)

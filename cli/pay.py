@@ -20,12 +20,19 @@ from cli.fx import get_rates
 from cli.keystore import Keystore
 from cli.khqr import format_code_amount, now_ms, read_code_argument
 from cli.options import user_errors
-from cli.session import ChainInfo, TxError, TxOptions, TxSession, tx_options
-from ledger.commands import Command, FxTransfer, Transfer
+from cli.session import ChainInfo, TxError, TxOptions, TxSession, report, tx_options
+from ledger.commands import FxTransfer, Transfer
 from ledger.errors import UnknownAsset, UnknownRate
 from ledger.fx import Rate, compute_source_amount
-from ledger.ids import AccountId, bank_of, format_amount, operator_of, parse_account_id
-from ledger.khqr import KHQR, decode_khqr
+from ledger.ids import (
+    AccountId,
+    bank_of,
+    format_amount,
+    format_amount_grouped,
+    operator_of,
+    parse_account_id,
+)
+from ledger.khqr import KHQR, decode_khqr, khqr_md5
 
 
 def get_pay_amount(code: KHQR, amount: str | None, chain: ChainInfo) -> int:
@@ -140,9 +147,44 @@ def pay(
         payer = parse_account_id(from_)
         session = TxSession(opts)
         value = get_pay_amount(code, amount, session.chain)
-        command: Command = Transfer(payer, code.account_id, code.currency, value, khqr=text)
+        command: Transfer | FxTransfer = Transfer(
+            payer, code.account_id, code.currency, value, khqr=text
+        )
         source = from_asset.upper() if from_asset else code.currency
         if source != code.currency:
             command = make_fx_transfer(session, payer, code, value, source, via, text)
         signer = payer if Keystore(opts.home).has(payer) else operator_of(bank_of(payer))
-        session.run(command, signer)
+        status = session.deliver(session.sign(command, signer))
+    if status is None:  # --offline: the signed tx was printed
+        return
+    with user_errors():
+        report(status, opts)
+    if status["status"] == "committed" and not opts.as_json:
+        print_receipt(command, code, text, status, session.chain)
+
+
+def print_receipt(
+    command: Transfer | FxTransfer, code: KHQR, text: str, status: dict[str, Any], chain: ChainInfo
+) -> None:
+    """What the Bakong app shows after a payment: payee, amount (both currencies across
+    currencies), reference, height and the full tx hash."""
+
+    def money(amount: int, asset: str) -> str:
+        return f"{format_amount_grouped(amount, chain.decimals.get(asset, 0))} {asset}"
+
+    paid = money(command.amount, command.asset)
+    if isinstance(command, FxTransfer):
+        paid += f" (paid {money(command.source_amount, command.source_asset)} via "
+        paid += f"{command.operator})"
+    rows = [
+        ("paid", paid),
+        ("to", f"{code.account_id} ({code.merchant_name}, {code.merchant_city})"),
+        ("from", command.from_),
+        ("code", f"{'dynamic' if code.is_dynamic else 'static'}, md5 {khqr_md5(text)}"),
+    ]
+    if code.additional.bill_number:
+        rows.append(("bill", code.additional.bill_number))
+    rows += [("height", str(status["height"])), ("tx", str(status["hash"]))]
+    click.echo("receipt")
+    for key, value in rows:
+        click.echo(f"  {key:<7} {value}")

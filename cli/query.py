@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.client import NodeClient
+from cli.human import group_amount
 from cli.options import home_option, json_option, node_option, user_errors
 from ledger.ids import parse_account_id
 
@@ -48,5 +49,5 @@ def print_balance(account: dict[str, Any]) -> None:
     table.add_column("asset")
     table.add_column("balance", justify="right")
     for asset, amount in account["balances"].items():
-        table.add_row(asset, amount)
+        table.add_row(asset, group_amount(amount))
     console.print(table)

@@ -66,6 +66,13 @@ class TxError(CliError):
     code = "tx_error"
 
 
+class TxInterrupted(CliError):
+    """Ctrl-C while a tx was on its way or waited for: it may still commit (exit 130)."""
+
+    code = "interrupted"
+    exit_code = 130
+
+
 @dataclass(frozen=True, slots=True)
 class ChainInfo:
     """What signing needs to know about the chain: its id and each asset's decimals."""
@@ -256,10 +263,21 @@ def submit(client: NodeClient, raw: bytes, tx_hash: str, opts: TxOptions) -> dic
             raise
         refused = {"hash": tx_hash, "status": "rejected", "height": None, "error": exc.code}
         return refused | {"message": f"refused by {client.url}: {exc.message}"}
+    except KeyboardInterrupt:
+        raise TxInterrupted(
+            f"stopped while sending; tx {tx_hash} may or may not have reached the node: "
+            f"bakong tx status {tx_hash}"
+        ) from None
     if not opts.wait:
         return {"hash": tx_hash, "status": "pending", "height": None}
-    with _spinner(f"waiting for tx {tx_hash[:16]} to commit...", opts.as_json):
-        return wait_for_verdict(client, tx_hash, opts.timeout)
+    try:
+        with _spinner(f"waiting for tx {tx_hash} to commit (Ctrl-C stops waiting)", opts.as_json):
+            return wait_for_verdict(client, tx_hash, opts.timeout)
+    except KeyboardInterrupt:
+        raise TxInterrupted(
+            f"stopped waiting; tx {tx_hash} was submitted and may still commit: "
+            f"bakong tx status {tx_hash}"
+        ) from None
 
 
 def wait_for_verdict(client: NodeClient, tx_hash: str, timeout_s: float) -> dict[str, Any]:

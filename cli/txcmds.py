@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from cli.client import NodeClient
+from cli.human import format_local_time, group_amount
 from cli.keystore import Keystore
 from cli.options import home_option, json_option, node_option, user_errors
 from cli.session import (
@@ -270,7 +271,8 @@ def status(tx_hash: str, wait_s: float, node_url: str | None, as_json: bool, hom
     if shape["height"] is not None:
         line += f" at height {shape['height']}"
     if "error" in shape:
-        line += f" ({shape['error']}: {REASONS.get(shape['error'], 'see the code')})"
+        reason = shape.get("message") or REASONS.get(shape["error"], "see the code")
+        line += f" ({shape['error']}: {reason})"
     click.echo(line)
 
 
@@ -315,10 +317,12 @@ def find(
     for p in found:
         paid = ""
         if "operator" in p:
-            paid = f" (paid {p['source_amount']} {p['source_currency']} via {p['operator']})"
+            source = group_amount(p["source_amount"])
+            paid = f" (paid {source} {p['source_currency']} via {p['operator']})"
         refs = [f"khqr {p['khqr_md5']}"] if p.get("khqr_md5") else []
         refs += [f"ref {p['reference']}"] if p.get("reference") else []
         click.echo(
-            f"{p['hash']}  {p['from']} -> {p['to']}  {p['amount']} {p['currency']}{paid}"
-            f"  height {p['height']}  time {p['time']}" + "".join(f"  {r}" for r in refs)
+            f"{p['hash']}  {p['from']} -> {p['to']}  {group_amount(p['amount'])} "
+            f"{p['currency']}{paid}  height {p['height']}  {format_local_time(p['time'])}"
+            + "".join(f"  {r}" for r in refs)
         )

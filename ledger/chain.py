@@ -23,6 +23,7 @@ from ledger.errors import (
 from ledger.kv import KeyValueReader, KeyValueStore, WriteBatch
 from ledger.references import get_lookup_keys
 from ledger.schema import (
+    BLOCK_HASH_PREFIX,
     SCHEMA_VERSION,
     STATE_PREFIX,
     TX_INDEX_PREFIX,
@@ -275,16 +276,31 @@ def get_tx(store: KeyValueReader, tx_hash: bytes) -> tuple[SignedTx, int, int] |
     return None if tx is None else (tx, location[0], location[1])
 
 
-def find_tx_hashes(store: KeyValueReader, prefix: bytes, limit: int) -> list[bytes]:
-    """Committed tx hashes that start with `prefix` (bytes of a hex prefix), in hash
-    order, at most `limit`."""
-    start = TX_INDEX_PREFIX + prefix
+def find_by_hex_prefix(
+    store: KeyValueReader, key_prefix: bytes, hex_prefix: str, limit: int
+) -> list[bytes]:
+    """The 32-byte hashes under `key_prefix` whose hex starts with `hex_prefix` (any
+    length, lowercase), in hash order, at most `limit`."""
+    whole = hex_prefix[: len(hex_prefix) // 2 * 2]
     found: list[bytes] = []
-    for key, _ in store.iterate(start):
+    for key, _ in store.iterate(key_prefix + bytes.fromhex(whole)):
+        digest = key[len(key_prefix) :]
+        if not digest.hex().startswith(hex_prefix):
+            continue
         if len(found) >= limit:
             break
-        found.append(key[len(TX_INDEX_PREFIX) :])
+        found.append(digest)
     return found
+
+
+def find_tx_hashes(store: KeyValueReader, hex_prefix: str, limit: int) -> list[bytes]:
+    """Committed tx hashes whose hex starts with `hex_prefix`, at most `limit`."""
+    return find_by_hex_prefix(store, TX_INDEX_PREFIX, hex_prefix, limit)
+
+
+def find_block_hashes(store: KeyValueReader, hex_prefix: str, limit: int) -> list[bytes]:
+    """Block hashes whose hex starts with `hex_prefix`, at most `limit`."""
+    return find_by_hex_prefix(store, BLOCK_HASH_PREFIX, hex_prefix, limit)
 
 
 def get_account_history(

@@ -93,8 +93,10 @@ def unpack(
     except CodecError:
         raise
     except (ValueError, msgpack.UnpackException, TypeError, RecursionError) as exc:
-        code = "truncated" if "incomplete" in str(exc).lower() else "malformed"
-        raise CodecError(f"not valid msgpack: {exc}", code) from exc
+        # the library's own words (`max_map_len(2)`, ...) mean nothing to a client
+        if "incomplete" in str(exc).lower():
+            raise CodecError("not valid msgpack: the data ends early", "truncated") from exc
+        raise CodecError("not valid msgpack", "malformed") from exc
 
 
 def fail(message: str, code: str = "wrong_type") -> NoReturn:

@@ -7,6 +7,7 @@ only at the edges and convert exactly through `parse_amount` / `format_amount`.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import NewType
 
 from ledger.constants import CENTRAL_BANK_CODE, MAX_AMOUNT, OPERATOR_NAME
@@ -36,18 +37,30 @@ def is_account_id(text: str) -> bool:
 
 
 def parse_account_id(text: str) -> AccountId:
-    if not is_account_id(text):
+    """An account id a person typed: any case (`Dara@Wing` is `dara@wing`, as asset codes
+    are any case too), stored and shown lowercase."""
+    normalized = text.strip().lower()
+    if not is_account_id(normalized):
         raise InvalidId(
             f"bad account id {text!r}: expected name@bank with name [a-z0-9_]{{1,32}} "
-            "and bank [a-z0-9]{2,16}"
+            "and bank [a-z0-9]{2,16} (any case)"
         )
-    return AccountId(text)
+    return AccountId(normalized)
 
 
 def parse_bank_code(text: str) -> BankCode:
-    if not is_bank_code(text):
-        raise InvalidId(f"bad bank code {text!r}: expected [a-z0-9]{{2,16}}")
-    return BankCode(text)
+    """A bank code a person typed, any case (stored lowercase)."""
+    normalized = text.strip().lower()
+    if not is_bank_code(normalized):
+        raise InvalidId(f"bad bank code {text!r}: expected [a-z0-9]{{2,16}} (any case)")
+    return BankCode(normalized)
+
+
+def format_time_ms(ms: int) -> str:
+    """Milliseconds since the epoch as a UTC time for messages (`2026-12-01 12:00:05 UTC`);
+    pure, so the ledger may say when something expired without reading a clock."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def parse_asset_code(text: str) -> AssetCode:
@@ -104,3 +117,10 @@ def format_amount(value: Amount, decimals: int) -> str:
         return str(value)
     whole, frac = divmod(value, 10**decimals)
     return f"{whole}.{frac:0{decimals}d}"
+
+
+def format_amount_grouped(value: Amount, decimals: int) -> str:
+    """`format_amount` for people: thousands separated ("1,234,567.50")."""
+    text = format_amount(value, decimals)
+    whole, dot, frac = text.partition(".")
+    return f"{int(whole):,}{dot}{frac}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ledger.errors import LedgerError
-from ledger.ids import AccountId, is_account_id
+from ledger.ids import AccountId, format_time_ms, is_account_id
 
 
 class KHQRError(LedgerError):
@@ -544,5 +544,5 @@ def decode_khqr(text: str, now_ms: int | None = None) -> KHQR:
     _check_fields(code)
     # a code is paid before it expires
     if now_ms is not None and is_expired(code, now_ms):
-        raise _fail("expired", f"the code expired at {code.expires_ms} ms")
+        raise _fail("expired", f"the code expired at {format_time_ms(code.expires_ms or 0)}")
     return code

@@ -25,7 +25,8 @@ from typing import Final
 
 from ledger.commands import Command, FxTransfer, Transfer
 from ledger.errors import ReferenceMismatch
-from ledger.khqr import KHQR, KHQRError, decode_khqr, is_expired, khqr_md5
+from ledger.ids import format_amount_grouped, format_time_ms
+from ledger.khqr import CURRENCY_DECIMALS, KHQR, KHQRError, decode_khqr, is_expired, khqr_md5
 
 MD5_HEX_DIGITS: Final = 32
 _MD5_SEPARATOR: Final = ":"
@@ -101,12 +102,17 @@ def check_payment_binding(
         raise ReferenceMismatch(f"the code asks for {code.currency}, the payment is {asset}")
     # A dynamic code fixes the amount (a static one leaves it to the payer).
     if code.amount is not None and code.amount != amount:
+        decimals = CURRENCY_DECIMALS.get(asset, 0)
         raise ReferenceMismatch(
-            f"the code asks for {code.amount} minor units of {asset}, the payment is {amount}"
+            f"the code asks for {format_amount_grouped(code.amount, decimals)} {asset}, "
+            f"the payment is {format_amount_grouped(amount, decimals)} {asset}"
         )
     # The code has not expired.
     if time_ms is not None and is_expired(code, time_ms):
-        raise ReferenceMismatch(f"the code expired at {code.expires_ms} ms, before {time_ms}")
+        raise ReferenceMismatch(
+            f"the code expired at {format_time_ms(code.expires_ms or 0)}, "
+            f"before {format_time_ms(time_ms)}"
+        )
     return paid
 
 

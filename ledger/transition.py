@@ -58,7 +58,14 @@ from ledger.errors import (
     WrongChain,
 )
 from ledger.fx import Rate, compute_source_amount
-from ledger.ids import bank_of, central_bank_operator, is_operator, operator_of
+from ledger.ids import (
+    bank_of,
+    central_bank_operator,
+    format_amount_grouped,
+    format_time_ms,
+    is_operator,
+    operator_of,
+)
 from ledger.kv import KeyValueReader
 from ledger.permissions import BANK_ROLE, get_role_permissions, is_permitted
 from ledger.references import PaidCode, check_payment_binding
@@ -77,13 +84,15 @@ class BlockContext:
 
 
 class TxResult(NamedTuple):
-    """`code` is None when applied, else the rejection reason. `accounts` lists every
-    account the tx names (signer included), sorted, for the account-history index.
-    (A NamedTuple, one per tx: half the cost of building a frozen dataclass.)"""
+    """`code` is None when applied, else the rejection's stable code, and `message` says
+    what failed, naming the culprit (`sokha@aba holds 1,000 KHR, needs 100,000 KHR`).
+    `accounts` lists every account the tx names (signer included), sorted, for the
+    account-history index. (A NamedTuple, one per tx: half the cost of a dataclass.)"""
 
     tx_hash: bytes
     code: str | None
     accounts: tuple[str, ...]
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,16 @@ def _get_live_account(state: State, account: str) -> Account:
     return record
 
 
+def _money(state: State, asset: str, amount: int) -> str:
+    """An amount for a rejection's message: `1,000 KHR`, `12.50 USD`."""
+    record = state.get_asset(asset)
+    return f"{format_amount_grouped(amount, record.decimals if record else 0)} {asset}"
+
+
+def _short_of(state: State, account: str, asset: str, balance: int, needed: int) -> str:
+    return f"{account} holds {_money(state, asset, balance)}, needs {_money(state, asset, needed)}"
+
+
 def _check_asset(state: State, asset: str) -> None:
     if state.get_asset(asset) is None:
         raise UnknownAsset(f"no asset {asset}")
@@ -133,7 +152,7 @@ def _mark_paid(state: State, paid: PaidCode | None) -> None:
 def process_transfer(state: State, ctx: BlockContext, signer: str, cmd: Transfer) -> None:
     # Sender and receiver differ.
     if cmd.from_ == cmd.to:
-        raise InvalidCommand("transfer to the same account")
+        raise InvalidCommand(f"a transfer from {cmd.from_} to itself")
     # Both accounts exist and neither is frozen.
     _get_live_account(state, cmd.from_)
     _get_live_account(state, cmd.to)
@@ -142,7 +161,7 @@ def process_transfer(state: State, ctx: BlockContext, signer: str, cmd: Transfer
     # The sender has the funds.
     sender_balance = state.get_balance(cmd.from_, cmd.asset)
     if sender_balance < cmd.amount:
-        raise InsufficientFunds(f"{cmd.from_} has {sender_balance}, needs {cmd.amount}")
+        raise InsufficientFunds(_short_of(state, cmd.from_, cmd.asset, sender_balance, cmd.amount))
     # The receiver's balance stays within 2**63-1.
     receiver_balance = state.get_balance(cmd.to, cmd.asset)
     if receiver_balance + cmd.amount > MAX_AMOUNT:
@@ -199,11 +218,13 @@ def process_fx_transfer(state: State, ctx: BlockContext, signer: str, cmd: FxTra
     payer_balance = state.get_balance(cmd.from_, cmd.source_asset)
     # The payer has the source funds.
     if payer_balance < cost:
-        raise InsufficientFunds(f"{cmd.from_} has {payer_balance}, needs {cost}")
+        raise InsufficientFunds(_short_of(state, cmd.from_, cmd.source_asset, payer_balance, cost))
     operator_target = state.get_balance(operator, cmd.asset)
     # The operator holds what it delivers.
     if operator_target < cmd.amount:
-        raise InsufficientLiquidity(f"{operator} has {operator_target} {cmd.asset}")
+        raise InsufficientLiquidity(
+            _short_of(state, operator, cmd.asset, operator_target, cmd.amount)
+        )
     operator_source = state.get_balance(operator, cmd.source_asset)
     payee_balance = state.get_balance(cmd.to, cmd.asset)
     # No receiving balance exceeds 2**63-1.
@@ -241,7 +262,7 @@ def process_issue(state: State, signer: str, cmd: Issue) -> None:
     balance = state.get_balance(cmd.to, cmd.asset)
     supply = state.get_supply(cmd.asset)
     if max(balance, supply.issued) + cmd.amount > MAX_AMOUNT:
-        raise Overflow(f"issuing {cmd.amount} {cmd.asset} would overflow")
+        raise Overflow(f"issuing {_money(state, cmd.asset, cmd.amount)} would overflow")
     state.set_balance(cmd.to, cmd.asset, balance + cmd.amount)
     state.set_supply(cmd.asset, Supply(supply.issued + cmd.amount, supply.redeemed))
 
@@ -254,7 +275,7 @@ def process_redeem(state: State, signer: str, cmd: Redeem) -> None:
     # The account holds the amount (so redeemed never exceeds issued).
     balance = state.get_balance(cmd.from_, cmd.asset)
     if balance < cmd.amount:
-        raise InsufficientFunds(f"{cmd.from_} has {balance}, needs {cmd.amount}")
+        raise InsufficientFunds(_short_of(state, cmd.from_, cmd.asset, balance, cmd.amount))
     supply = state.get_supply(cmd.asset)
     state.set_balance(cmd.from_, cmd.asset, balance - cmd.amount)
     state.set_supply(cmd.asset, Supply(supply.issued, supply.redeemed + cmd.amount))
@@ -411,10 +432,14 @@ def check_tx_age(created_at: int, time_ms: int, tx_ttl_ms: int, max_clock_skew_m
     mempool admits a tx)."""
     # Not older than the chain's tx time-to-live.
     if created_at < time_ms - tx_ttl_ms:
-        raise Expired(f"tx created at {created_at} expired before {time_ms}")
+        raise Expired(
+            f"tx created at {format_time_ms(created_at)} expired before {format_time_ms(time_ms)}"
+        )
     # Not further ahead of block time than the allowed clock skew.
     if created_at > time_ms + max_clock_skew_ms:
-        raise FutureTx(f"tx created at {created_at} is ahead of time {time_ms}")
+        raise FutureTx(
+            f"tx created at {format_time_ms(created_at)} is ahead of {format_time_ms(time_ms)}"
+        )
 
 
 def process_block_header(
@@ -494,7 +519,7 @@ def apply_tx(state: State, ctx: BlockContext, tx: SignedTx) -> TxResult:
         raise
     except LedgerError as exc:
         state.rollback()
-        return TxResult(tx.hash, exc.code, get_tx_accounts(tx))
+        return TxResult(tx.hash, exc.code, get_tx_accounts(tx), exc.message)
     state.commit()
     return TxResult(tx.hash, None, get_tx_accounts(tx))
 

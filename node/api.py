@@ -47,6 +47,7 @@ MAX_UINT = 2**63 - 1
 MAX_POSITION = 2**32 - 1  # a tx's position in its block is stored in 4 bytes
 _UINT_RE = re.compile(r"[0-9]{1,19}")
 _HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
+_PREFIX_RE = re.compile(r"[0-9a-fA-F]{8,64}")
 
 
 class ApiError(NodeError):
@@ -110,6 +111,40 @@ def _hash_param(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
+MIN_PREFIX = 8
+MAX_MATCHES_SHOWN = 10
+
+
+def _resolve_prefix(text: str, matches: Callable[[str, int], list[bytes]], what: str) -> bytes:
+    """The one hash that a hex prefix of 8-64 characters names: 404 `not_found` for none,
+    409 `ambiguous_hash` listing the matches for several."""
+    if _PREFIX_RE.fullmatch(text) is None:
+        raise ApiError(
+            400, "bad_hash", f"expected a hex hash or a prefix of at least {MIN_PREFIX} digits"
+        )
+    text = text.lower()
+    if len(text) == 64:
+        return bytes.fromhex(text)
+    found = matches(text, MAX_MATCHES_SHOWN + 1)
+    if not found:
+        raise ApiError(404, "not_found", f"no {what} with a hash starting {text}")
+    if len(found) > 1:
+        shown = ", ".join(h.hex() for h in found[:MAX_MATCHES_SHOWN])
+        more = " and more" if len(found) > MAX_MATCHES_SHOWN else ""
+        raise ApiError(409, "ambiguous_hash", f"{text} names several {what}s: {shown}{more}")
+    return found[0]
+
+
+def _tx_matches(node: Node) -> Callable[[str, int], list[bytes]]:
+    def matches(prefix: str, limit: int) -> list[bytes]:
+        found = set(chain.find_tx_hashes(node.store, prefix, limit))
+        found.update(node.mempool.find_hashes(prefix, limit))
+        found.update(node.mempool.find_rejected(prefix, limit))
+        return sorted(found)[:limit]
+
+    return matches
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object. Read as bytes: a bogus charset in Content-Type, invalid
     UTF-8, an integer of thousands of digits or deep nesting is bad JSON, not a crash."""
@@ -163,8 +198,9 @@ async def post_transaction_batch(request: web.Request) -> web.Response:
 
 
 async def get_transaction(request: web.Request) -> web.Response:
+    """A tx by its hash or a unique prefix of it (at least 8 hex digits)."""
     node = _node(request)
-    tx_hash = _hash_param(request.match_info["hash"])
+    tx_hash = _resolve_prefix(request.match_info["hash"], _tx_matches(node), "transaction")
     wait_ms = _int_param(request, "wait_ms", 0, 0, MAX_WAIT_MS)
     status = await node.wait_tx(tx_hash, wait_ms / 1000)
     if status is None:
@@ -246,13 +282,7 @@ async def get_blocks(request: web.Request) -> web.Response:
 async def get_block(request: web.Request) -> web.Response:
     node = _node(request)
     ref = request.match_info["ref"]
-    block: Block | None
-    if len(ref) == 64:  # a hash; a height has at most 19 digits
-        block = chain.get_block_by_hash(node.store, _hash_param(ref))
-    else:
-        block = chain.get_block(node.store, parse_uint("height", ref))
-    if block is None:
-        raise ApiError(404, "not_found", f"no block {ref}")
+    block = _find_block(node, ref)
     if request.query.get("view") == "hashes":
         # what a follower such as `bakong bench` needs, without rendering every tx
         hashes = [tx.hash.hex() for tx in block.txs]
@@ -262,6 +292,37 @@ async def get_block(request: web.Request) -> web.Response:
     return web.json_response(
         views.block_to_json(block, commit, decimals, _names(node, block.height))
     )
+
+
+def _find_block(node: Node, ref: str) -> Block:
+    """A block by height (digits), hash, or a unique hash prefix of 8+ hex digits. Digits
+    are a height (at most 2**63-1); only digits beyond the tip, 8 or more of them, are
+    also tried as a hash prefix."""
+    tip = chain.get_height(node.store)
+    if ref.isdigit() and len(ref) < 64:
+        height = parse_uint("height", ref)
+        if height <= tip or len(ref) < MIN_PREFIX:
+            return _block_at(node, height, tip)
+        matches = chain.find_block_hashes(node.store, ref, MAX_MATCHES_SHOWN + 1)
+        if not matches:
+            return _block_at(node, height, tip)
+    elif _PREFIX_RE.fullmatch(ref) is None:
+        code = "bad_hash" if len(ref) == 64 else "bad_parameter"
+        raise ApiError(400, code, f"expected a height, a hash or a hash prefix, got {ref!r}")
+    block_hash = _resolve_prefix(
+        ref, lambda prefix, limit: chain.find_block_hashes(node.store, prefix, limit), "block"
+    )
+    block = chain.get_block_by_hash(node.store, block_hash)
+    if block is None:
+        raise ApiError(404, "not_found", f"no block with hash {block_hash.hex()}")
+    return block
+
+
+def _block_at(node: Node, height: int, tip: int) -> Block:
+    found = chain.get_block(node.store, height)
+    if found is None:
+        raise ApiError(404, "not_found", f"no block {height} yet; the chain is at {tip}")
+    return found
 
 
 async def get_assets(request: web.Request) -> web.Response:

@@ -16,7 +16,7 @@ from ledger.kv import KeyValueStore
 from ledger.state import State
 from ledger.transition import BlockContext, BlockResult, apply_block, process_block_header
 from ledger.tx import SignedTx, is_signature_valid
-from node.mempool import VerifiedCache
+from node.mempool import VerifiedCache, make_reason, split_reason
 
 ValidatorsAt = Callable[[int], cs.ValidatorSet]
 
@@ -40,7 +40,8 @@ class BuiltBlock:
     block: Block
     result: BlockResult
     last_commit: Commit | None
-    # Candidates that can never apply (not a nonce waiting for a gap), with the reason.
+    # Candidates that can never apply (not a nonce waiting for a gap), with the reason
+    # (`make_reason`: the code and what failed).
     rejected: tuple[tuple[bytes, str], ...]
 
 
@@ -84,8 +85,10 @@ class BlockBuilder:
             if tx_result.code is None:
                 included.append(tx)
             else:
-                failed.append((tx, tx_result.code))
-        rejected = tuple((tx.hash, code) for tx, code in failed if not self._may_wait(tx, code))
+                failed.append((tx, make_reason(tx_result.code, tx_result.message)))
+        rejected = tuple(
+            (tx.hash, reason) for tx, reason in failed if not self._may_wait(tx, reason)
+        )
         validators = self._validators_at(height)
         last_commit = chain.get_commit(self._store, tip.height) if tip.height > 0 else None
         index = validators.get_index(self._own_key)
@@ -126,13 +129,13 @@ class BlockBuilder:
                 retry.append(tx)
                 waiting.add(tx.body.signer)
             else:
-                dropped.append((tx, tx_result.code or ""))
+                dropped.append((tx, make_reason(tx_result.code or "", tx_result.message)))
         order = passed + retry
         return order, apply_block(self._store, prev_state, ctx, order), dropped
 
-    def _may_wait(self, tx: SignedTx, code: str) -> bool:
+    def _may_wait(self, tx: SignedTx, reason: str) -> bool:
         """A nonce ahead of the signer's next one waits for the gap to fill."""
-        if code != "bad_nonce":
+        if split_reason(reason)[0] != "bad_nonce":
             return False
         account = State(self._store).get_account(tx.body.signer)
         return tx.body.nonce > (account.nonce if account else 0)

@@ -34,6 +34,18 @@ from node.errors import NodeError
 
 log = logging.getLogger("bakong.mempool")
 
+
+def make_reason(code: str, message: str = "") -> str:
+    """Why a tx was rejected, as kept: its stable code, then (after a newline) what failed."""
+    return f"{code}\n{message}" if message else code
+
+
+def split_reason(reason: str) -> tuple[str, str]:
+    """(code, message) of a reason from `make_reason`."""
+    code, _, message = reason.partition("\n")
+    return code, message
+
+
 RECHECK_WINDOW = 2000
 _DEFAULTS = MempoolConfig()
 
@@ -156,6 +168,21 @@ class Mempool:
 
     def __len__(self) -> int:
         return len(self._txs)
+
+    def find_hashes(self, hex_prefix: str, limit: int) -> list[bytes]:
+        """Pending tx hashes whose hex starts with `hex_prefix` (a scan: for people
+        typing a short hash, not for hot paths)."""
+        found = []
+        for tx_hash in self._txs:
+            if tx_hash.hex().startswith(hex_prefix):
+                found.append(tx_hash)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def find_rejected(self, hex_prefix: str, limit: int) -> list[bytes]:
+        """Rejected tx hashes (kept records) whose hex starts with `hex_prefix`."""
+        return chain.find_by_hex_prefix(self._store, schema.NODE_REJECTED_PREFIX, hex_prefix, limit)
 
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._txs
@@ -415,7 +442,8 @@ class Mempool:
         touched_signers: Iterable[str],
         ctx: BlockContext,
     ) -> list[tuple[bytes, str]]:
-        """Drop included txs, then re-check touched signers' queues; returns evictions."""
+        """Drop included txs, then re-check touched signers' queues; returns evictions
+        (tx hash, code)."""
         dropped: set[bytes] = set()
         served: dict[str, None] = {}
         for tx_hash in included:
@@ -442,7 +470,7 @@ class Mempool:
                     self._persist_rejection(batch, tx_hash, code)
         for tx_hash, code in evicted:
             self._record_rejection(tx_hash, code)
-        return evicted
+        return [(tx_hash, split_reason(reason)[0]) for tx_hash, reason in evicted]
 
     def _sample_signers(self) -> set[str]:
         """Signers whose queue head is re-checked although the block did not touch them:
@@ -482,7 +510,7 @@ class Mempool:
             result = apply_tx(state, ctx, self._txs[head].tx)
             if result.code is not None:
                 self._remove(head)
-                evicted.append((head, result.code))
+                evicted.append((head, make_reason(result.code, result.message)))
                 evicted += self._trim(signer)
         return evicted
 
@@ -504,12 +532,13 @@ class Mempool:
             heapq.heapify(self._deadlines)
         return expired
 
-    def reject(self, tx_hash: bytes, code: str) -> None:
-        """Evict one pending tx that failed in a proposal's execution."""
+    def reject(self, tx_hash: bytes, reason: str) -> None:
+        """Evict one pending tx that failed in a proposal's execution (`reason`: a code,
+        or `make_reason(code, message)`)."""
         pending = self._remove(tx_hash)
         if pending is None:
             return
-        evicted = [(tx_hash, code), *self._trim(pending.tx.body.signer)]
+        evicted = [(tx_hash, reason), *self._trim(pending.tx.body.signer)]
         with self._store.atomic_batch(sync=False) as batch:
             for evicted_hash, evicted_code in evicted:
                 batch.delete(schema.make_mempool_key(evicted_hash))
@@ -517,14 +546,14 @@ class Mempool:
         for evicted_hash, evicted_code in evicted:
             self._record_rejection(evicted_hash, evicted_code)
 
-    def _persist_rejection(self, batch: WriteBatch, tx_hash: bytes, code: str) -> None:
+    def _persist_rejection(self, batch: WriteBatch, tx_hash: bytes, reason: str) -> None:
         """Write why a tx was rejected, in the order of rejections; beyond
         `rejected_capacity` records the oldest go (a customer sending failing txs for
         ever cannot fill the disk with them)."""
         if self._rejected_seq is None:
             self._rejected_seq = self._load_rejected_seq()
         first, end = self._rejected_seq
-        batch.put(schema.make_node_rejected_key(tx_hash), code.encode())
+        batch.put(schema.make_node_rejected_key(tx_hash), reason.encode())
         batch.put(schema.make_node_rejected_order_key(end), tx_hash)
         end += 1
         while end - first > self._rejected_capacity:
@@ -546,7 +575,10 @@ class Mempool:
             last[0][len(prefix) :]
         ) + 1
 
-    def _record_rejection(self, tx_hash: bytes, code: str) -> None:
+    def _record_rejection(self, tx_hash: bytes, reason: str) -> None:
+        """After `_persist_rejection`: the code is kept in memory, the message only in
+        the store (read by `rejection_message`)."""
+        code = split_reason(reason)[0]
         self.on_evict(tx_hash, code)
         self._rejected[tx_hash] = code
         self.rejections_by_code[code] = self.rejections_by_code.get(code, 0) + 1
@@ -558,7 +590,12 @@ class Mempool:
         if code is not None:
             return code
         raw = self._store.get(schema.make_node_rejected_key(tx_hash))
-        return raw.decode() if raw is not None else None
+        return split_reason(raw.decode())[0] if raw is not None else None
+
+    def rejection_message(self, tx_hash: bytes) -> str:
+        """What failed, for a rejected tx ("" when the rejection has no details)."""
+        raw = self._store.get(schema.make_node_rejected_key(tx_hash))
+        return split_reason(raw.decode(errors="replace"))[1] if raw is not None else ""
 
     # Restart.
     def load(self, now_ms: int) -> int:

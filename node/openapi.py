@@ -19,8 +19,9 @@ import io
 import json
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, localcontext
 from typing import Any, Final
 
 import qrcode
@@ -28,7 +29,8 @@ import qrcode.image.svg
 from aiohttp import web
 
 from ledger import chain
-from ledger.commands import Command, FxTransfer, Transfer
+from ledger.commands import MAX_REFERENCE_BYTES, Command, FxTransfer, Transfer
+from ledger.constants import MAX_AMOUNT
 from ledger.ids import bank_of, format_amount, is_account_id
 from ledger.khqr import KHQR, KHQRError, decode_khqr, format_khqr_amount, is_expired, khqr_md5
 from ledger.references import is_khqr_md5
@@ -75,7 +77,10 @@ MESSAGES: Final = {
 FOUND_MESSAGE: Final = "Getting transaction successfully."
 _HEX_RE: Final = re.compile(r"[0-9a-fA-F]+")
 _URL_SCHEME_RE: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-_UNSAFE_SCHEMES: Final = frozenset({"javascript", "data", "vbscript", "file", "blob"})
+_UNSAFE_SCHEMES: Final = frozenset(
+    {"javascript", "data", "vbscript", "file", "blob", "about", "view-source", "filesystem",
+     "search-ms", "shell", "ftp", "intent", "chrome", "resource", "jar"}
+)  # fmt: skip
 
 
 class OpenApiError(Exception):
@@ -94,27 +99,23 @@ def _missing(what: str) -> OpenApiError:
 
 # ---------------------------------------------------------------------------------------
 # The envelope. Amounts are exact decimal numbers: json has no raw-number hook, so each
-# is written as a marker string and the marker replaced by the digits afterwards.
+# is written as a marker string and the marker replaced by its digits afterwards. The
+# marker is random per answer, so no text a payer chose (a memo, a reference) can pose
+# as one.
 
 
 class _Number(str):
     """A decimal number already written as JSON digits (only this module makes them)."""
 
 
-_MARK: Final = "\u0000num:"
-
-
-def _encode(obj: Any) -> Any:
+def _encode(obj: Any, mark: str) -> Any:
     if isinstance(obj, _Number):
-        return f"{_MARK}{obj}\u0000"
+        return f"{mark}{obj}"
     if isinstance(obj, dict):
-        return {k: _encode(v) for k, v in obj.items()}
+        return {k: _encode(v, mark) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_encode(v) for v in obj]
+        return [_encode(v, mark) for v in obj]
     return obj
-
-
-_MARKED_RE: Final = re.compile(r'"\\u0000num:(-?[0-9]+(?:\.[0-9]+)?)\\u0000"')
 
 
 def envelope(
@@ -126,7 +127,9 @@ def envelope(
         "errorCode": error_code,
         "data": data,
     }
-    text = _MARKED_RE.sub(lambda m: m.group(1), json.dumps(_encode(body)))
+    mark = f"num-{secrets.token_hex(16)}:"
+    numbers = re.compile(f'"{mark}(-?[0-9]+(?:\\.[0-9]+)?)"')
+    text = numbers.sub(lambda m: m.group(1), json.dumps(_encode(body, mark)))
     return web.Response(text=text, status=status, content_type="application/json")
 
 
@@ -189,9 +192,9 @@ def _text(body: dict[str, Any], name: str, limit: int = MAX_TEXT) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         raise _missing(name)
-    if len(value) > limit or not value.isprintable():
+    if not _is_text(value, limit):
         raise OpenApiError(MISSING_FIELDS, f"{name} must be printable text of at most {limit} "
-                           "characters.", 400)  # fmt: skip
+                           "bytes.", 400)  # fmt: skip
     return value.strip()
 
 
@@ -336,11 +339,21 @@ async def _string_list(request: web.Request, what: str) -> list[str]:
     return body
 
 
+def _is_text(value: str, max_bytes: int) -> bool:
+    """Printable text of at most `max_bytes` UTF-8 bytes (a lone surrogate is not)."""
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return False
+    return size <= max_bytes and value.isprintable()
+
+
 def _string_field(body: dict[str, Any], name: str, limit: int = MAX_URL) -> str:
+    """A required string; one that cannot be a hash, md5 or reference finds nothing."""
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise _missing(name)
-    if len(value) > limit:
+    if not _is_text(value, limit):
         raise OpenApiError(NOT_FOUND)
     return value
 
@@ -376,18 +389,34 @@ async def check_by_hash_list(request: web.Request) -> web.Response:
     return envelope([_list_item("hash", h, lambda v: find_by_hash(node, v)) for h in hashes])
 
 
+MAX_AMOUNT_DIGITS: Final = 30
+
+
 def _amount_in_minor_units(value: Any, decimals: int) -> int | None:
     """A JSON number (int or exact Decimal) in major units -> minor units; None when it is
-    not a positive number with at most `decimals` decimals."""
+    not a positive number with at most `decimals` decimals. Its size is bounded before
+    any arithmetic: `1e700000` costs nothing (its conversion to int would take seconds)."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         return None
+    if isinstance(value, int):
+        return value * 10**decimals if 0 < value <= MAX_AMOUNT else None
+    if not value.is_finite() or value <= 0:
+        return None
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or len(digits) > MAX_AMOUNT_DIGITS:
+        return None
+    if not -MAX_AMOUNT_DIGITS <= exponent <= MAX_AMOUNT_DIGITS:
+        return None
     try:
-        minor = Decimal(value).scaleb(decimals)
-    except InvalidOperation:
+        with localcontext() as context:
+            context.prec = 2 * MAX_AMOUNT_DIGITS + decimals
+            minor = value.scaleb(decimals)
+            if minor != minor.to_integral_value():
+                return None
+            result = int(minor)
+    except DecimalException:
         return None
-    if not minor.is_finite() or minor <= 0 or minor != minor.to_integral_value():
-        return None
-    return int(minor)
+    return result if result <= MAX_AMOUNT else None
 
 
 @_open_api
@@ -406,9 +435,7 @@ async def check_by_short_hash(request: web.Request) -> web.Response:
     amount = _amount_in_minor_units(body["amount"], asset.decimals)
     if amount is None:
         raise OpenApiError(NOT_FOUND)
-    for tx_hash in chain.find_tx_hashes(
-        node.store, bytes.fromhex(prefix), MAX_SHORT_HASH_CANDIDATES
-    ):
+    for tx_hash in chain.find_tx_hashes(node.store, prefix.lower(), MAX_SHORT_HASH_CANDIDATES):
         found = chain.get_tx(node.store, tx_hash)
         if found is None:
             continue
@@ -427,7 +454,7 @@ async def check_by_reference(request: web.Request) -> web.Response:
     _check_token(request)
     node = _node(request)
     body = await _object(request)
-    ref = _string_field(body, "ref", 64)
+    ref = _string_field(body, "ref", MAX_REFERENCE_BYTES)
     found = _first_payment(node, ref)
     if found is None or found[1].reference != ref:
         raise OpenApiError(NOT_FOUND)
@@ -451,17 +478,28 @@ async def check_account_exist(request: web.Request) -> web.Response:
     return envelope(None, None, "Account ID exists.")
 
 
-def _safe_url(value: Any, name: str) -> str | None:
-    """An optional URL shown on the page: text, bounded, and not a script."""
+def _safe_url(value: Any, name: str, web_only: bool) -> str | None:
+    """An optional URL shown on the page: text, bounded, and not a script (`web_only`:
+    http or https only, for images)."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_URL or not value.isprintable():
+    if not isinstance(value, str) or not _is_text(value, MAX_URL) or " " in value:
         raise OpenApiError(DEEPLINK, f"sourceInfo.{name} must be a URL of at most {MAX_URL} "
-                           "characters.")  # fmt: skip
+                           "bytes.")  # fmt: skip
     scheme = _URL_SCHEME_RE.match(value)
-    if scheme is None or scheme.group(1).lower() in _UNSAFE_SCHEMES:
+    name_of = scheme.group(1).lower() if scheme else ""
+    allowed = name_of in ("http", "https") if web_only else _is_app_scheme(name_of)
+    if not allowed:
         raise OpenApiError(DEEPLINK, f"sourceInfo.{name} must be a URL with a safe scheme.")
     return value
+
+
+def _is_app_scheme(scheme: str) -> bool:
+    """A web URL or an app's own scheme (`myshop://...`), never one that runs something in
+    the browser or the operating system."""
+    if scheme in ("http", "https"):
+        return True
+    return bool(scheme) and scheme not in _UNSAFE_SCHEMES and not scheme.startswith("ms-")
 
 
 @_open_api
@@ -480,16 +518,36 @@ async def generate_deeplink(request: web.Request) -> web.Response:
     if not isinstance(info, dict):
         raise OpenApiError(DEEPLINK, "sourceInfo must be an object.")
     name = info.get("appName")
-    if name is not None and (not isinstance(name, str) or len(name) > MAX_TEXT):
-        raise OpenApiError(DEEPLINK, f"sourceInfo.appName must be text of at most {MAX_TEXT}.")
+    if name is not None and (not isinstance(name, str) or not _is_text(name, MAX_TEXT)):
+        raise OpenApiError(DEEPLINK, f"sourceInfo.appName must be text of at most {MAX_TEXT} "
+                           "bytes.")  # fmt: skip
     link = Deeplink(
         qr,
-        _safe_url(info.get("appIconUrl"), "appIconUrl"),
+        _safe_url(info.get("appIconUrl"), "appIconUrl", web_only=True),
         name,
-        _safe_url(info.get("appDeepLinkCallback"), "appDeepLinkCallback"),
+        _safe_url(info.get("appDeepLinkCallback"), "appDeepLinkCallback", web_only=False),
     )
-    link_id = _node(request).sandbox.add_link(link)
-    return envelope({"shortLink": f"{request.url.origin()}/khqr/{link_id}"})
+    node = _node(request)
+    link_id = node.sandbox.add_link(link)
+    return envelope({"shortLink": f"{_public_origin(node, request)}/khqr/{link_id}"})
+
+
+_HOST_RE: Final = re.compile(
+    r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?"
+)
+
+
+def _public_origin(node: Node, request: web.Request) -> str:
+    """This node's own address, as configured; only a node bound to every address
+    (0.0.0.0, ::) uses the request's Host, and only a well-formed one."""
+    host = node.config.http.host
+    if host not in ("0.0.0.0", "::", ""):
+        return node.config.http_url
+    scheme = "https" if node.config.http.tls else "http"
+    claimed = request.headers.get("Host", "")
+    if _HOST_RE.fullmatch(claimed) is None:
+        return f"{scheme}://127.0.0.1:{node.config.http.port}"
+    return f"{scheme}://{claimed}"
 
 
 def _qr_svg(text: str) -> str:
@@ -538,7 +596,7 @@ async def deeplink_page(request: web.Request) -> web.Response:
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     icon = f'<img alt="" width="48" src="{esc(link.app_icon_url)}">' if link.app_icon_url else ""
     back = (
-        f'<p><a href="{esc(link.app_callback)}">Back to the app</a></p>'
+        f'<p><a rel="noreferrer" href="{esc(link.app_callback)}">Back to the app</a></p>'
         if link.app_callback
         else ""
     )

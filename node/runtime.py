@@ -320,7 +320,7 @@ class Node:
         self.admitted_at.pop(tx_hash, None)
         futures = self.waiters.pop(tx_hash, None)
         if futures:
-            status = {"hash": tx_hash.hex(), "status": "rejected", "height": None, "error": code}
+            status = self._rejected_status(tx_hash, code)
             for future in futures:
                 if not future.done():
                     future.set_result(status)
@@ -339,8 +339,13 @@ class Node:
             return {"hash": tx_hash.hex(), "status": "pending", "height": None}
         code = self.mempool.rejection_of(tx_hash)
         if code is not None:
-            return {"hash": tx_hash.hex(), "status": "rejected", "height": None, "error": code}
+            return self._rejected_status(tx_hash, code)
         return None
+
+    def _rejected_status(self, tx_hash: bytes, code: str) -> dict[str, Any]:
+        status = {"hash": tx_hash.hex(), "status": "rejected", "height": None, "error": code}
+        message = self.mempool.rejection_message(tx_hash)
+        return status | {"message": message} if message else status
 
     async def wait_tx(self, tx_hash: bytes, timeout_s: float) -> dict[str, Any] | None:
         status = self.tx_status(tx_hash)

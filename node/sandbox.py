@@ -9,8 +9,10 @@ Records live in the node's store (node-local, never hashed), so tokens survive a
 Secrets are stored only as sha256: a copy of the store does not yield a usable token.
 Everything is bounded, since `request_token` and `generate_deeplink_by_qr` need no token:
 at most `max_registrations` registrations (when full, one whose every token has expired
-gives way), `TOKENS_PER_EMAIL` live tokens per registration (a renewal drops the oldest),
-and the `max_links` most recent deeplinks.
+gives way), `TOKENS_PER_EMAIL` tokens per registration, and the `max_links` most recent
+deeplinks. A renewal never revokes a token: anyone who knows an email may ask for one
+(the sandbox mails nothing), so a renewal that dropped the oldest token would let anyone
+log a developer out; with `TOKENS_PER_EMAIL` live tokens, renewals wait for one to expire.
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class Sandbox:
         self.max_registrations = max_registrations
         self.max_links = max_links
         self._registrations = sum(1 for _ in store.iterate(OPENAPI_REGISTRATION_PREFIX))
+        # when full with no registration to evict: none can be before this time (ms)
+        self._full_until = 0
         first = next(store.iterate(OPENAPI_LINK_ORDER_PREFIX), None)
         last = next(store.iterate(OPENAPI_LINK_ORDER_PREFIX, reverse=True), None)
         self._first_link = 0 if first is None else _link_seq(first[0])
@@ -113,7 +117,9 @@ class Sandbox:
         if self.store.get(_registration_key(email)) is not None:
             raise SandboxRefusal(8, "Email has been registered already.")
         if self._registrations >= self.max_registrations and not self._evict_one_stale():
-            raise SandboxRefusal(9, "The sandbox holds as many registrations as it may.")
+            raise SandboxRefusal(
+                9, "The sandbox holds as many registrations as it may; try again later."
+            )
         code = CODE_PREFIX + secrets.token_urlsafe(18)
         token, expires_ms, token_hash = self._new_token()
         record = [organization, project, _digest(code), [token_hash]]
@@ -155,10 +161,15 @@ class Sandbox:
         if raw is None:
             raise SandboxRefusal(10, "Not registered yet.")
         organization, project, code_hash, tokens = _unpack_list(raw, 4)
+        live = [t for t in tokens if self._expiry_of(t) > self.clock_ms()]
+        if len(live) >= TOKENS_PER_EMAIL:
+            raise SandboxRefusal(
+                9, f"{email} holds {TOKENS_PER_EMAIL} live tokens already: use one of them."
+            )
         token, expires_ms, token_hash = self._new_token()
-        kept = [*tokens[-(TOKENS_PER_EMAIL - 1) :], token_hash]
+        kept = [*live, token_hash]
         with self.store.atomic_batch() as batch:
-            for dropped in tokens[: len(tokens) - len(kept) + 1]:
+            for dropped in set(tokens) - set(live):
                 batch.delete(OPENAPI_TOKEN_PREFIX + dropped)
             if used_code is not None:
                 batch.delete(OPENAPI_CODE_PREFIX + used_code)
@@ -167,18 +178,23 @@ class Sandbox:
             batch.put(OPENAPI_TOKEN_PREFIX + token_hash, pack([email, expires_ms]))
         return Issued(token, expires_ms)
 
+    def _expiry_of(self, token_hash: bytes) -> int:
+        found = self.store.get(OPENAPI_TOKEN_PREFIX + token_hash)
+        return int(_unpack_list(found, 2)[1]) if found is not None else 0
+
     def _evict_one_stale(self) -> bool:
-        """Free the slot of one registration whose every token has expired."""
+        """Free the slot of one registration whose every token has expired. A scan finds
+        none only when every registration holds a live token; until the soonest of them
+        expires, later calls answer at once (a flood of registrations costs one scan)."""
         now = self.clock_ms()
+        if now < self._full_until:
+            return False
+        soonest: int | None = None
         for key, raw in self.store.iterate(OPENAPI_REGISTRATION_PREFIX):
             _, _, code_hash, tokens = _unpack_list(raw, 4)
-            live = False
-            for token_hash in tokens:
-                found = self.store.get(OPENAPI_TOKEN_PREFIX + token_hash)
-                if found is not None and now < _unpack_list(found, 2)[1]:
-                    live = True
-                    break
-            if live:
+            last_expiry = max((self._expiry_of(t) for t in tokens), default=0)
+            if last_expiry > now:
+                soonest = last_expiry if soonest is None else min(soonest, last_expiry)
                 continue
             with self.store.atomic_batch() as batch:
                 batch.delete(key)
@@ -188,6 +204,7 @@ class Sandbox:
                     batch.delete(OPENAPI_TOKEN_PREFIX + token_hash)
             self._registrations -= 1
             return True
+        self._full_until = soonest or 0
         return False
 
     # Deeplinks.

@@ -258,7 +258,7 @@ def test_usd_payer_pays_khr_code_across_currencies(net: Net) -> None:
         "3.66",
         "alipayplus",
     )
-    assert "15000 KHR (paid 3.66 USD via alipayplus)" in net.ok("tx", "find", "--md5", code["md5"])
+    assert "15,000 KHR (paid 3.66 USD via alipayplus)" in net.ok("tx", "find", "--md5", code["md5"])
     net.fails("already_paid", "pay", code["qr"], "--from", payer, "--from-asset", "USD")
     # a foreign wallet's payment arrives through the operator's account, same reference
     foreign = new_code(net, merchant, "--amount", "8200")

@@ -117,8 +117,8 @@ def test_binding_basic() -> None:
     ("to", "asset", "amount", "reference", "khqr", "why"),
     [
         # the squat: a 1-riel payment of someone's 15,000 KHR code
-        ("carol@wing", "KHR", 1, "", DYNAMIC, "asks for 15000"),
-        ("carol@wing", "KHR", 15_001, "", DYNAMIC, "asks for 15000"),
+        ("carol@wing", "KHR", 1, "", DYNAMIC, "asks for 15,000 KHR"),
+        ("carol@wing", "KHR", 15_001, "", DYNAMIC, "asks for 15,000 KHR"),
         # paid to someone else than the code's account
         ("dave@wing", "KHR", 15_000, "", DYNAMIC, "pays carol@wing"),
         ("dave@wing", "KHR", 5, "", STATIC, "pays carol@wing"),
@@ -333,5 +333,5 @@ def test_other_payments_repeat(khqr: str, reference: str) -> None:
 def test_fx_transfer_is_bound_too() -> None:
     """An FX payment's code binds the payee's side (to, asset, amount)."""
     cmd = FxTransfer("alice@aclb", "carol@wing", "aclb", "USD", 400, "KHR", 1, "", DYNAMIC)
-    with pytest.raises(ReferenceMismatch, match="asks for 15000"):
+    with pytest.raises(ReferenceMismatch, match="asks for 15,000 KHR"):
         check_payment_binding(cmd.to, cmd.asset, cmd.amount, cmd.reference, cmd.khqr, None)

@@ -20,7 +20,7 @@ from ledger.store.memory import MemoryStore
 from ledger.transition import BlockContext, apply_block
 from ledger.tx import SignedTx, TxSignature
 from node.blocks import BlockBuilder, BlockJudge, BlockLimits, Tip
-from node.mempool import VerifiedCache
+from node.mempool import VerifiedCache, split_reason
 from tests.ledger.helpers import CHAIN_ID, GENESIS_TIME, make_genesis, make_key, make_tx
 
 NOW = GENESIS_TIME + 10_000
@@ -132,6 +132,15 @@ def builder() -> tuple[BlockBuilder, Tip]:
     return BlockBuilder(store, CHAIN_ID, LIMITS, validators_at, own), tip
 
 
+def test_builder_rejections_say_what_failed() -> None:
+    build, tip = builder()
+    built = build.build(tip, NOW, [pay(0, 10**12)])
+    [(_, reason)] = built.rejected
+    code, message = split_reason(reason)
+    assert code == "insufficient_funds"
+    assert "holds" in message and "needs 1,000,000,000,000 KHR" in message, message
+
+
 def test_builder_step_table() -> None:
     """(candidates in mempool order) -> (txs in the block, rejected codes)."""
     funded_later = pay(0, 7, signer="bob@aclb")  # bob has nothing until alice pays him
@@ -146,7 +155,7 @@ def test_builder_step_table() -> None:
         build, tip = builder()
         built = build.build(tip, NOW, candidates)
         assert [tx.hash for tx in built.block.txs] == [tx.hash for tx in expected]
-        assert [code for _, code in built.rejected] == codes
+        assert [split_reason(reason)[0] for _, reason in built.rejected] == codes
         assert built.block.header.proposer == "aclb"  # the name of the builder's own key
         # what the builder proposes, a judge accepts
         store = build._store

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from ledger.commands import Transfer
+from ledger.constants import TX_VERSION
 from ledger.ids import AccountId
 from ledger.khqr import KHQR, encode_khqr, khqr_md5
+from ledger.tx import TxBody, sign_tx
 from node.config import NodeConfig
 from node.openapi import MAX_LIST
 from tests.node.netutil import Net, http, running_testnet, wait_for
@@ -114,8 +116,20 @@ def make_code(amount: int | None, currency: str = "KHR", name: str = "Wing Shop"
     )
 
 
+def tamper(code: str) -> str:
+    """The code with another last CRC digit (so never the code itself)."""
+    return code[:-1] + ("1" if code[-1] == "0" else "0")
+
+
+def next_nonce(net: Net) -> int:
+    """The payer's next nonce, from the node (a rejected tx does not use one up)."""
+    status, account = http(f"{net.url(net.validators[0])}/v1/accounts/admin@{PAYER_BANK}")
+    assert status == 200, account
+    return max([int(account["nonce"]) - 1, *account.get("pending_nonces", [])]) + 1
+
+
 def pay(net: Net, transfer: Transfer) -> str:
-    tx = net.sign(PAYER_BANK, (transfer,))
+    tx = net.sign(PAYER_BANK, (transfer,), nonce=next_nonce(net))
     status, reply = net.submit(net.validators[0], tx)
     assert status == 202, reply
     net.wait_committed(net.validators[0], [tx.hash.hex()])
@@ -298,6 +312,7 @@ def test_invalid_check_by_hash_failed_and_unknown(
     again = net.sign(
         PAYER_BANK,
         (Transfer(f"admin@{PAYER_BANK}", MERCHANT, "KHR", 15_000, "", paid["dynamic"]),),
+        nonce=next_nonce(net),
     )
     assert net.submit(net.validators[0], again)[0] == 202
     wait_for(
@@ -381,7 +396,7 @@ def test_deeplink_escapes_what_the_code_says(net: Net) -> None:
 
 def test_invalid_deeplink(net: Net, paid: dict[str, str]) -> None:
     refused(net, "generate_deeplink_by_qr", {"qr": "not a code"}, 4)
-    refused(net, "generate_deeplink_by_qr", {"qr": paid["dynamic"][:-1] + "0"}, 4)
+    refused(net, "generate_deeplink_by_qr", {"qr": tamper(paid["dynamic"])}, 4)
     for info in (
         {"appDeepLinkCallback": "javascript:alert(1)"},
         {"appIconUrl": "data:text/html,x"},
@@ -410,3 +425,79 @@ def test_env_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "open-api.md").read_text()
     for path in ALL_PATHS:
         assert f"/v1/{path}" in doc, path
+
+
+# The review's attacks (issue 13).
+def test_invalid_huge_amounts_cost_nothing(net: Net, token: str, paid: dict[str, str]) -> None:
+    """An exponent of a million digits is not a number of minor units: answered at once
+    as not found (it once took the event loop for 26 s), and never a 500."""
+    prefix = paid["dynamic_hash"][:8]
+    for amount in (b"1e700000", b"1e999999999", b"-1e700000", b"1e-700000", b"9" * 4000):
+        raw = b'{"hash": "%s", "currency": "KHR", "amount": %s}' % (prefix.encode(), amount)
+        got = refused(net, "check_transaction_by_short_hash", raw, 1, token=token)
+        assert got["errorCode"] == 1
+    # a node that was asked still commits and answers
+    assert ok(net, "check_transaction_by_hash", {"hash": paid["dynamic_hash"]}, token)
+
+
+def test_text_never_turns_into_a_number(net: Net, token: str) -> None:
+    """A payer's memo or reference that looks like the envelope's number marker stays text."""
+    code = make_code(321)
+    transfer = Transfer(f"admin@{PAYER_BANK}", MERCHANT, "KHR", 321, "\u0000num:7\u0000", code)
+    body = TxBody(
+        TX_VERSION, net.chain_id, f"admin@{PAYER_BANK}", next_nonce(net),
+        int(time.time() * 1000), (transfer,), "\u0000num:42\u0000",
+    )  # fmt: skip
+    tx = sign_tx(body, net.operator_key(PAYER_BANK))
+    assert net.submit(net.validators[0], tx)[0] == 202
+    net.wait_committed(net.validators[0], [tx.hash.hex()])
+    data = ok(net, "check_transaction_by_md5", {"md5": khqr_md5(code)}, token)
+    assert data["description"] == "\u0000num:42\u0000"
+    assert data["externalRef"] == "\u0000num:7\u0000" and data["amount"] == 321
+
+
+def test_renewals_never_revoke_a_token(net: Net) -> None:
+    """Anyone who knows an email may renew (the sandbox mails nothing): renewals must not
+    log the developer out. Beyond 8 live tokens they are refused instead."""
+    email = f"victim_{time.time_ns()}@example.com"
+    first = ok(net, "request_token", {"email": email, "organization": "O", "project": "P"})
+    for _ in range(7):
+        ok(net, "renew_token", {"email": email})
+    refused(net, "renew_token", {"email": email}, 9)
+    refused(net, "check_transaction_by_md5", {"md5": "0" * 32}, 1, token=first["token"])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        ("check_transaction_by_external_ref", {"ref": "\U0001f600" * 64}, 1),
+        ("check_transaction_by_external_ref", {"ref": "\ud800"}, 1),
+        ("check_transaction_by_md5", {"md5": "\ud800"}, 1),
+        ("check_transaction_by_hash", {"hash": "\U0001f600" * 16}, 1),
+        ("generate_deeplink_by_qr", {"qr": "x", "sourceInfo": {"appName": "\ud800"}}, 4),
+    ],
+)
+def test_invalid_odd_text_is_an_answer_not_a_crash(
+    net: Net, token: str, paid: dict[str, str], path: str, body: dict[str, Any], code: int
+) -> None:
+    if path == "generate_deeplink_by_qr":
+        body = dict(body, qr=paid["dynamic"])
+    refused(net, path, body, code, token=token)
+
+
+def test_invalid_deeplink_schemes(net: Net, paid: dict[str, str]) -> None:
+    for info in (
+        {"appDeepLinkCallback": "ms-msdt:/id PCWDiagnostic"},
+        {"appDeepLinkCallback": "search-ms:query=x"},
+        {"appIconUrl": "ftp://example.com/icon.png"},
+        {"appIconUrl": "shopapp://icon"},
+    ):
+        refused(net, "generate_deeplink_by_qr", {"qr": paid["dynamic"], "sourceInfo": info}, 4)
+
+
+def test_short_link_ignores_the_host_header(net: Net, paid: dict[str, str]) -> None:
+    url = f"{net.url(net.validators[0])}/v1/generate_deeplink_by_qr"
+    status, reply = http(url, json.dumps({"qr": paid["dynamic"]}).encode(),
+                         headers={"Host": "evil.example:443"})  # fmt: skip
+    assert status == 200, reply
+    assert reply["data"]["shortLink"].startswith(net.url(net.validators[0]) + "/khqr/")

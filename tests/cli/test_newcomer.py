@@ -1,0 +1,132 @@
+"""The CLI as a newcomer meets it (issue 14): rejections that name the culprit, Ctrl-C
+that says what became of the tx, help for a bare command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.devnet import testnet as tn
+from cli.testnet import write_wallet
+from tests.cli.conftest import FAST, Net
+from tests.node.netutil import find_free_base, http, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bakong(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BAKONG_PASSPHRASE": "", **(env or {})},
+    )
+
+
+# Rejections at execution name the culprit.
+def test_invalid_insufficient_funds_says_how_much(net: Net) -> None:
+    payer = net.new_customer("aba")
+    net.fund(payer, "KHR", "1000")
+    line = net.fails("insufficient_funds", "transfer", "--from", payer, "--to", "admin@wing",
+                     "--asset", "KHR", "--amount", "100000")  # fmt: skip
+    assert f"{payer} holds 1,000 KHR, needs 100,000 KHR" in line, line
+
+
+def test_invalid_unknown_payee_is_named(net: Net) -> None:
+    payer = net.new_customer("aba")
+    net.fund(payer, "USD", "5.00")
+    ghost = net.new_account_name("wing", "ghost")
+    line = net.fails("unknown_account", "transfer", "--from", payer, "--to", ghost,
+                     "--asset", "USD", "--amount", "1")  # fmt: skip
+    assert ghost in line, line
+    # the node keeps the details: the API (and `tx status`) answer them
+    tx_hash = line.split(" tx ")[1].split()[0]
+    code, status = http(f"{net.validator_urls[0]}/v1/transactions/{tx_hash}")
+    assert code == 200 and status["status"] == "rejected", status
+    assert status["error"] == "unknown_account" and ghost in status["message"]
+
+
+def test_invalid_transfer_to_itself_says_so(net: Net) -> None:
+    payer = net.new_customer("aba")
+    net.fund(payer, "KHR", "10")
+    line = net.fails("invalid_command", "transfer", "--from", payer, "--to", payer,
+                     "--asset", "KHR", "--amount", "1")  # fmt: skip
+    assert f"a transfer from {payer} to itself" in line, line
+
+
+def test_invalid_usd_shortfall_in_dollars(net: Net) -> None:
+    payer = net.new_customer("aba")
+    net.fund(payer, "USD", "1.50")
+    line = net.fails("insufficient_funds", "transfer", "--from", payer, "--to", "admin@wing",
+                     "--asset", "USD", "--amount", "1234.5")  # fmt: skip
+    assert "holds 1.50 USD, needs 1,234.50 USD" in line, line
+
+
+# A bare command shows its help.
+@pytest.mark.parametrize("args", [(), ("tx",), ("testnet",), ("openapi",)])
+def test_bare_command_prints_help(args: tuple[str, ...]) -> None:
+    proc = bakong(*args)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.startswith("Usage: bakong") and "Commands:" in out and err == ""
+
+
+# Ctrl-C while a transfer waits.
+@pytest.fixture(scope="module")
+def stalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A 2-validator testnet with one validator stopped: nothing commits."""
+    home = tmp_path_factory.mktemp("stalled") / "testnet"
+    for attempt in range(5):
+        try:
+            manifest = tn.init_testnet(
+                home,
+                validators=2,
+                observers=0,
+                base_port=find_free_base(4),
+                consensus=FAST,
+                force=attempt > 0,
+                wallet=write_wallet,
+            )
+            break
+        except tn.TestnetError as exc:
+            if exc.code != "port_in_use" or attempt == 4:
+                raise
+    try:
+        tn.up_testnet(home, timeout=90)
+        second = manifest.nodes[1]
+        pid = tn.get_node_pid(tn.get_node_dir(home, second))
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        yield home, manifest.nodes[0].http_url
+    finally:
+        tn.down_testnet(home)
+
+
+def test_interrupted_wait_prints_the_full_hash(stalled: tuple[Path, str]) -> None:
+    home, url = stalled
+    before = http(f"{url}/v1/status")[1]["mempool"]
+    proc = bakong("transfer", "--from", "admin@aclb", "--to", "admin@nbc", "--asset", "KHR",
+                  "--amount", "1", "--home", str(home), "--node", url)  # fmt: skip
+    try:
+        wait_for(lambda: http(f"{url}/v1/status")[1]["mempool"] > before, 60, "the tx pending")
+    except AssertionError:
+        proc.kill()
+        raise
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted: stopped waiting; tx "), err
+    assert "Traceback" not in err
+    tx_hash = last.split("tx ")[1].split()[0]
+    assert len(tx_hash) == 64 and f"bakong tx status {tx_hash}" in last
+    code, status = http(f"{url}/v1/transactions/{tx_hash}")
+    assert code == 200 and status["status"] == "pending"
