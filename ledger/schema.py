@@ -185,6 +185,16 @@ def make_node_rejected_key(tx_hash: bytes) -> bytes:
 
 # The order rejections were recorded in, so the oldest are dropped first (bounded).
 NODE_REJECTED_ORDER_PREFIX = b"n/rjo/"
+# Rejections by the height at which this node found them (a block's "rejected" list).
+NODE_REJECTED_HEIGHT_PREFIX = b"n/rjh/"
+
+
+def make_node_rejected_height_prefix(height: int) -> bytes:
+    return NODE_REJECTED_HEIGHT_PREFIX + encode_height(height)
+
+
+def make_node_rejected_height_key(height: int, tx_hash: bytes) -> bytes:
+    return make_node_rejected_height_prefix(height) + tx_hash
 
 
 def make_node_rejected_order_key(seq: int) -> bytes:

@@ -112,6 +112,7 @@ def _hash_param(text: str) -> bytes:
 
 
 MIN_PREFIX = 8
+MAX_REJECTED_SHOWN = 100
 MAX_MATCHES_SHOWN = 10
 
 
@@ -289,9 +290,13 @@ async def get_block(request: web.Request) -> web.Response:
         return web.json_response({"height": block.height, "tx_hashes": hashes})
     commit = chain.get_commit(node.store, block.height)
     decimals = views.get_decimals(node.store)
-    return web.json_response(
-        views.block_to_json(block, commit, decimals, _names(node, block.height))
-    )
+    out = views.block_to_json(block, commit, decimals, _names(node, block.height))
+    # what this node found failing at this height (node-local: not part of the block)
+    out["rejected"] = [
+        {"hash": tx_hash.hex(), "error": code, "message": message}
+        for tx_hash, code, message in node.mempool.rejections_at(block.height, MAX_REJECTED_SHOWN)
+    ]
+    return web.json_response(out)
 
 
 def _find_block(node: Node, ref: str) -> Block:

@@ -422,7 +422,7 @@ class Engine:
         candidates = self.mempool.candidates(self.config.max_block_txs, self.config.max_block_bytes)
         built = self.builder.build(Tip(*self._tip), self.clock_ms(), list(candidates))
         for tx_hash, code in built.rejected:
-            self.mempool.reject(tx_hash, code)
+            self.mempool.reject(tx_hash, code, height)
         block = built.block
         return Candidate(block, built.result, True, built.last_commit, block.encode())
 

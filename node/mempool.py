@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from ledger import chain, schema
+from ledger.codec import pack, unpack
 from ledger.errors import BadSignature, LedgerError
 from ledger.kv import KeyValueStore, WriteBatch
 from ledger.references import check_command_binding
@@ -467,7 +468,7 @@ class Mempool:
                 for tx_hash in deletes:
                     batch.delete(schema.make_mempool_key(tx_hash))
                 for tx_hash, code in evicted:
-                    self._persist_rejection(batch, tx_hash, code)
+                    self._persist_rejection(batch, tx_hash, code, ctx.height)
         for tx_hash, code in evicted:
             self._record_rejection(tx_hash, code)
         return [(tx_hash, split_reason(reason)[0]) for tx_hash, reason in evicted]
@@ -532,9 +533,9 @@ class Mempool:
             heapq.heapify(self._deadlines)
         return expired
 
-    def reject(self, tx_hash: bytes, reason: str) -> None:
-        """Evict one pending tx that failed in a proposal's execution (`reason`: a code,
-        or `make_reason(code, message)`)."""
+    def reject(self, tx_hash: bytes, reason: str, height: int = 0) -> None:
+        """Evict one pending tx that failed in a proposal's execution at `height`
+        (`reason`: a code, or `make_reason(code, message)`)."""
         pending = self._remove(tx_hash)
         if pending is None:
             return
@@ -542,24 +543,30 @@ class Mempool:
         with self._store.atomic_batch(sync=False) as batch:
             for evicted_hash, evicted_code in evicted:
                 batch.delete(schema.make_mempool_key(evicted_hash))
-                self._persist_rejection(batch, evicted_hash, evicted_code)
+                self._persist_rejection(batch, evicted_hash, evicted_code, height)
         for evicted_hash, evicted_code in evicted:
             self._record_rejection(evicted_hash, evicted_code)
 
-    def _persist_rejection(self, batch: WriteBatch, tx_hash: bytes, reason: str) -> None:
+    def _persist_rejection(
+        self, batch: WriteBatch, tx_hash: bytes, reason: str, height: int
+    ) -> None:
         """Write why a tx was rejected, in the order of rejections; beyond
         `rejected_capacity` records the oldest go (a customer sending failing txs for
         ever cannot fill the disk with them)."""
         if self._rejected_seq is None:
             self._rejected_seq = self._load_rejected_seq()
         first, end = self._rejected_seq
-        batch.put(schema.make_node_rejected_key(tx_hash), reason.encode())
+        batch.put(schema.make_node_rejected_key(tx_hash), pack([reason, height]))
+        batch.put(schema.make_node_rejected_height_key(height, tx_hash), b"")
         batch.put(schema.make_node_rejected_order_key(end), tx_hash)
         end += 1
         while end - first > self._rejected_capacity:
             order_key = schema.make_node_rejected_order_key(first)
             old = self._store.get(order_key)
             if old is not None:
+                record = self._read_rejection(old)
+                if record is not None:
+                    batch.delete(schema.make_node_rejected_height_key(record[1], old))
                 batch.delete(schema.make_node_rejected_key(old))
             batch.delete(order_key)
             first += 1
@@ -589,13 +596,36 @@ class Mempool:
         code = self._rejected.get(tx_hash)
         if code is not None:
             return code
-        raw = self._store.get(schema.make_node_rejected_key(tx_hash))
-        return split_reason(raw.decode())[0] if raw is not None else None
+        record = self._read_rejection(tx_hash)
+        return split_reason(record[0])[0] if record is not None else None
 
     def rejection_message(self, tx_hash: bytes) -> str:
         """What failed, for a rejected tx ("" when the rejection has no details)."""
+        record = self._read_rejection(tx_hash)
+        return split_reason(record[0])[1] if record is not None else ""
+
+    def rejections_at(self, height: int, limit: int) -> list[tuple[bytes, str, str]]:
+        """(tx hash, code, message) of the txs this node found rejected at `height`: in
+        building or judging that block, or in re-checking its mempool after it."""
+        prefix = schema.make_node_rejected_height_prefix(height)
+        out = []
+        for key, _ in islice(self._store.iterate(prefix), limit):
+            tx_hash = key[len(prefix) :]
+            record = self._read_rejection(tx_hash)
+            if record is not None:
+                out.append((tx_hash, *split_reason(record[0])))
+        return out
+
+    def _read_rejection(self, tx_hash: bytes) -> tuple[str, int] | None:
+        """(reason, height) as recorded; None when not recorded (or unreadable)."""
         raw = self._store.get(schema.make_node_rejected_key(tx_hash))
-        return split_reason(raw.decode(errors="replace"))[1] if raw is not None else ""
+        if raw is None:
+            return None
+        try:
+            reason, height = unpack(raw)
+        except (LedgerError, ValueError, TypeError):
+            return None
+        return (str(reason), int(height)) if isinstance(height, int) else None
 
     # Restart.
     def load(self, now_ms: int) -> int:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,27 @@ def test_interrupted_wait_prints_the_full_hash(stalled: tuple[Path, str]) -> Non
     assert len(tx_hash) == 64 and f"bakong tx status {tx_hash}" in last
     code, status = http(f"{url}/v1/transactions/{tx_hash}")
     assert code == 200 and status["status"] == "pending"
+
+
+def test_lone_rejection_is_listed_at_its_height(net: Net) -> None:
+    """A lone tx that fails at execution leaves an empty block behind (the chain had
+    started the height for it); that block says why: its "rejected" list on every node."""
+    payer = net.new_customer("aba")
+    line = net.fails("insufficient_funds", "transfer", "--from", payer, "--to", "admin@wing",
+                     "--asset", "KHR", "--amount", "5")  # fmt: skip
+    tx_hash = line.split(" tx ")[1].split()[0]
+    url = net.validator_urls[0]
+
+    def listed() -> dict[str, Any] | None:
+        tip = http(f"{url}/v1/status")[1]["height"]
+        for height in range(tip, max(0, tip - 5), -1):
+            block = http(f"{url}/v1/blocks/{height}")[1]
+            for entry in block.get("rejected", []):
+                if entry["hash"] == tx_hash:
+                    return dict(block)
+        return None
+
+    block = wait_for(listed, 30, "the rejection listed at its height")
+    [entry] = [e for e in block["rejected"] if e["hash"] == tx_hash]
+    assert entry["error"] == "insufficient_funds" and payer in entry["message"]
+    assert tx_hash not in [tx["hash"] for tx in block["txs"]]

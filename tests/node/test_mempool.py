@@ -531,12 +531,16 @@ def test_rejection_records_are_bounded_oldest_first() -> None:
         rejected_capacity=3,
     )
     hashes = [bytes([i]) * 32 for i in range(5)]
-    for tx_hash in hashes:
+    for height, tx_hash in enumerate(hashes):
         with store.atomic_batch() as batch:
-            pool._persist_rejection(batch, tx_hash, "insufficient_funds")
+            pool._persist_rejection(batch, tx_hash, "insufficient_funds\nshort", height)
     kept = [key[-32:] for key, _ in store.iterate(_schema.NODE_REJECTED_PREFIX)]
     assert sorted(kept) == sorted(hashes[2:])
     assert len(list(store.iterate(_schema.NODE_REJECTED_ORDER_PREFIX))) == 3
+    # the per-height index goes with its records
+    assert len(list(store.iterate(_schema.NODE_REJECTED_HEIGHT_PREFIX))) == 3
+    assert pool.rejections_at(1, 10) == []
+    assert pool.rejections_at(4, 10) == [(hashes[4], "insufficient_funds", "short")]
     # a restarted node goes on from where the records end
     again = Mempool(
         store,
@@ -548,7 +552,7 @@ def test_rejection_records_are_bounded_oldest_first() -> None:
         rejected_capacity=3,
     )
     with store.atomic_batch() as batch:
-        again._persist_rejection(batch, b"\x09" * 32, "expired")
+        again._persist_rejection(batch, b"\x09" * 32, "expired", 9)
     kept = {key[-32:] for key, _ in store.iterate(_schema.NODE_REJECTED_PREFIX)}
     assert kept == {hashes[3], hashes[4], b"\x09" * 32}
     assert again.rejection_of(b"\x09" * 32) == "expired" and again.rejection_of(hashes[2]) is None
