@@ -1,16 +1,19 @@
 """`bakong explorer blocks|block|tx|account|follow`: read the chain through a node's API.
 
 Tables for people, the contract's JSON shapes with --json. Hashes are shortened in
-tables only; JSON always carries them whole.
+tables only; JSON always carries them whole. People read local ISO times and amounts
+with thousands separators; JSON keeps epoch milliseconds and exact decimal strings.
+An empty result is a sentence, not an empty table.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import textwrap
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,11 +25,15 @@ from cli.client import NodeClient
 from cli.errors import CliError
 from cli.options import home_option, json_option, node_option, user_errors
 from cli.query import BALANCE_KEYS, print_balance
-from ledger.ids import parse_account_id
+from ledger.errors import LedgerError
+from ledger.ids import format_amount_grouped, parse_account_id, parse_amount
 
 SHORT_HASH: Final = 16
 FOLLOW_BATCH: Final = 100
-_HASH_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
+# the fields of a command that hold an amount (exact decimal strings in the API)
+_AMOUNT_FIELDS: Final = ("amount", "source_amount")
+# what a person may type for a hash: 8 or more of its hex digits (tables show 16)
+_PREFIX_RE: Final = re.compile(r"[0-9a-fA-F]{8,64}")
 _BEFORE_RE: Final = re.compile(r"\d+:\d+")
 
 # One line per command type, for tables and `follow`.
@@ -54,19 +61,49 @@ def describe_command(cmd: Mapping[str, Any]) -> str:
     template = _DESCRIPTIONS.get(str(cmd.get("type")))
     if template is None:
         return " ".join(f"{k}={v}" for k, v in cmd.items())
+    shown = {**cmd} | {k: group_amount(cmd[k]) for k in _AMOUNT_FIELDS if k in cmd}
     try:
-        return template.format_map(cmd)
+        return template.format_map(shown)
     except KeyError:
         return str(cmd.get("type"))
+
+
+def group_amount(text: Any) -> str:
+    """An exact decimal string with thousands separators ("4000000.50" ->
+    "4,000,000.50"); anything that is not one is shown as it is."""
+    if not isinstance(text, str):
+        return str(text)
+    decimals = len(text.partition(".")[2])
+    try:
+        return format_amount_grouped(parse_amount(text, decimals), decimals)
+    except LedgerError:
+        return text
 
 
 def describe_commands(commands: list[Mapping[str, Any]]) -> str:
     return "; ".join(describe_command(c) for c in commands)
 
 
-def format_time(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ms % 1000:03d} UTC"
+def format_time(ms: int, timespec: str = "milliseconds") -> str:
+    """Epoch milliseconds as a local ISO time: 2025-01-02T15:04:05.123+07:00 (or to the
+    second with timespec="seconds", as tables show it)."""
+    moment = datetime.fromtimestamp(ms / 1000).astimezone()
+    return moment.isoformat(timespec=timespec)
+
+
+def wrap(text: str, width: int, indent: int) -> list[str]:
+    """`text` cut at blanks into lines of at most `width` columns (a word longer than a
+    line is broken), the lines after the first indented."""
+    return textwrap.wrap(
+        text,
+        width=max(width, indent + 20),
+        subsequent_indent=" " * indent,
+        break_on_hyphens=False,
+    ) or [""]
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def short(hex_text: str | None) -> str:
@@ -78,7 +115,7 @@ def get_tx_json(status: Mapping[str, Any]) -> dict[str, Any]:
     not kept by the node, so its signer is null and its commands empty."""
     body = status.get("tx") or {}
     out: dict[str, Any] = {key: status.get(key) for key in ("hash", "status", "height")}
-    for key in ("position", "error"):
+    for key in ("position", "error", "message"):
         if status.get(key) is not None:
             out[key] = status[key]
     out["signer"] = body.get("signer")
@@ -118,14 +155,19 @@ def blocks(limit: int, start: int | None, node_url: str | None, as_json: bool, h
     if as_json:
         click.echo(json.dumps(page["blocks"]))
         return
+    if not page["blocks"]:
+        where = f" from height {start}" if start is not None else ""
+        click.echo(f"no blocks{where} (chain at height {page['height']})")
+        return
     table = Table(title=f"blocks (chain height {page['height']})")
-    for column in ("height", "hash", "time", "proposer", "txs"):
+    for column in ("height", "hash", "time", "proposer"):
         table.add_column(column, no_wrap=True)
+    table.add_column("txs", justify="right", no_wrap=True)
     for header in page["blocks"]:
         table.add_row(
             str(header["height"]),
             short(header["hash"]),
-            format_time(header["time"]),
+            format_time(header["time"], "seconds"),
             header["proposer"],
             str(header["txs"]),
         )
@@ -138,11 +180,14 @@ def blocks(limit: int, start: int | None, node_url: str | None, as_json: bool, h
 @json_option
 @home_option
 def block(ref: str, node_url: str | None, as_json: bool, home: Path) -> None:
-    """Show one block by height or hash: header, transactions and commit signatures."""
+    """Show one block by height, hash or hash prefix (8+ hex digits, as the tables show):
+    header, transactions and commit signatures. An ambiguous prefix lists its matches."""
     with user_errors():
-        # a height or a full hash: anything else is a typo, not a 404
-        if not (ref.isdigit() or _HASH_RE.fullmatch(ref)):
-            raise ExplorerError(f"expected a block height or a 64-digit hash, got {ref!r}")
+        # a height, a hash or a prefix: anything else is a typo, not a 404
+        if not (ref.isdigit() or _PREFIX_RE.fullmatch(ref)):
+            raise ExplorerError(
+                f"expected a block height, a hash or 8+ of its hex digits, got {ref!r}"
+            )
         found = NodeClient(home, node_url).get_block(ref.lower())
     if as_json:
         click.echo(json.dumps(found))
@@ -152,24 +197,40 @@ def block(ref: str, node_url: str | None, as_json: bool, home: Path) -> None:
 
 def print_block(found: Mapping[str, Any]) -> None:
     console = Console()
-    console.print(f"[bold]block {found['height']}[/bold]  {found['hash']}")
+    console.print(f"[bold]block {found['height']}[/bold]  {found['hash']}", overflow="fold")
     for key in ("chain_id", "proposer", "prev_hash", "state_hash", "tx_root"):
-        console.print(f"  {key:<12} {found[key]}")
+        console.print(f"  {key:<12} {found[key]}", overflow="fold")
     console.print(f"  {'time':<12} {format_time(found['time'])}")
-    txs = Table(title=f"{len(found['txs'])} transactions")
-    for column in ("#", "hash", "signer", "nonce", "what"):
-        txs.add_column(column)
-    for index, tx in enumerate(found["txs"]):
-        what = describe_commands(tx["commands"])
-        txs.add_row(str(index), short(tx["hash"]), tx["signer"], str(tx["nonce"]), what)
-    console.print(txs)
+    if found["txs"]:
+        txs = Table(title=plural(len(found["txs"]), "transaction"))
+        _add_fixed_columns(txs, "#", "hash")
+        txs.add_column("signer", overflow="fold")
+        _add_fixed_columns(txs, "nonce")
+        txs.add_column("what", overflow="fold", ratio=1)
+        for index, tx in enumerate(found["txs"]):
+            what = describe_commands(tx["commands"])
+            txs.add_row(str(index), short(tx["hash"]), tx["signer"], str(tx["nonce"]), what)
+        console.print(txs)
+    else:
+        console.print("  no transactions in this block")
     commit = found.get("commit") or {"signatures": [], "round": "-"}
-    sigs = Table(title=f"commit: {len(commit['signatures'])} signatures, round {commit['round']}")
+    if not commit["signatures"]:
+        console.print("  no commit signatures (the genesis block has no commit)")
+        return
+    sigs = Table(
+        title=f"commit: {plural(len(commit['signatures']), 'signature')}, round {commit['round']}"
+    )
     sigs.add_column("validator")
-    sigs.add_column("public key")
+    sigs.add_column("public key", no_wrap=True)
     for sig in commit["signatures"]:
         sigs.add_row(sig["validator"] or "?", short(sig["public_key"]))
     console.print(sigs)
+
+
+def _add_fixed_columns(table: Table, *headers: str) -> None:
+    """Columns that must not wrap or shrink: a hash cut in two lines reads as two."""
+    for header in headers:
+        table.add_column(header, no_wrap=True, min_width=SHORT_HASH if header == "hash" else None)
 
 
 @explorer.command("tx")
@@ -178,7 +239,8 @@ def print_block(found: Mapping[str, Any]) -> None:
 @json_option
 @home_option
 def tx(tx_hash: str, node_url: str | None, as_json: bool, home: Path) -> None:
-    """Show one transaction: status, block height, signer and commands (or why rejected)."""
+    """Show one transaction by hash or hash prefix (8+ hex digits): status, block height,
+    signer and commands (or why it was rejected)."""
     with user_errors():
         found = get_tx_json(NodeClient(home, node_url).get_tx(tx_hash.lower()))
     if as_json:
@@ -189,7 +251,8 @@ def tx(tx_hash: str, node_url: str | None, as_json: bool, home: Path) -> None:
     where = f" at height {found['height']}, position {found.get('position')}"
     console.print(f"  status     {found['status']}{where if found['height'] else ''}")
     if "error" in found:
-        console.print(f"  reason     {found['error']}")
+        reason = f": {found['message']}" if found.get("message") else ""
+        console.print(f"  reason     {found['error']}{reason}")
     if found["signer"] is not None:
         console.print(f"  signer     {found['signer']} (nonce {found['nonce']})")
         console.print(f"  created    {format_time(found['created_at'])}")
@@ -226,20 +289,32 @@ def account(
         client = NodeClient(home, node_url)
         found = client.get_account(account_id)
         history = client.get_account_transactions(account_id, limit, before)
+        next_page = history["next"]
+        # the node answers a cursor whenever a page is full: check that a page follows
+        if (
+            next_page
+            and not client.get_account_transactions(account_id, 1, next_page)["transactions"]
+        ):
+            next_page = None
     shape = {key: found.get(key) for key in BALANCE_KEYS}
     shape["transactions"] = [get_history_entry(e) for e in history["transactions"]]
-    shape["next"] = history["next"]
+    shape["next"] = next_page
     if as_json:
         click.echo(json.dumps(shape))
         return
     print_balance(shape)
-    print_history(shape)
+    print_history(shape, before)
 
 
-def print_history(shape: Mapping[str, Any]) -> None:
+def print_history(shape: Mapping[str, Any], before: str | None = None) -> None:
+    if not shape["transactions"]:
+        older = f" before {before}" if before else ""
+        click.echo(f"no transactions of {shape['account']}{older}")
+        return
     table = Table(title="transactions, newest first")
-    for column in ("height", "hash", "signer", "what"):
-        table.add_column(column)
+    _add_fixed_columns(table, "height", "hash")
+    table.add_column("signer", overflow="fold")
+    table.add_column("what", overflow="fold", ratio=1)
     for entry in shape["transactions"]:
         what = describe_commands(entry["commands"] or [])
         table.add_row(str(entry["height"]), short(entry["hash"]), entry["signer"] or "-", what)
@@ -280,17 +355,23 @@ def follow(
 ) -> None:
     """Print each new block as it commits, with its transactions, until Ctrl-C.
 
-    --json prints one block header object per line.
+    It starts with a header (the chain, the node, the height it waits for); lines fit
+    the terminal. --json prints one block header object per line and nothing else.
     """
     client = NodeClient(home, node_url)
+    width = Console().width
     printed = 0
     try:
         with user_errors():
-            next_height = start or int(client.get_status()["height"]) + 1
+            status = client.get_status()
+            tip = int(status["height"])
+            next_height = start or tip + 1
+            if not as_json:
+                print_follow_header(str(status["chain_id"]), client.url, next_height, tip, width)
             while limit_blocks is None or printed < limit_blocks:
                 page = client.get_blocks(FOLLOW_BATCH, next_height)["blocks"]
                 for header in page[: None if limit_blocks is None else limit_blocks - printed]:
-                    print_followed(client, header, as_json)
+                    print_followed(client, header, as_json, width)
                     printed += 1
                     next_height = header["height"] + 1
                 if not page:
@@ -299,16 +380,30 @@ def follow(
         return
 
 
-def print_followed(client: NodeClient, header: Mapping[str, Any], as_json: bool) -> None:
+def print_follow_header(chain_id: str, url: str, next_height: int, tip: int, width: int) -> None:
+    for line in wrap(f"following {chain_id} at {url} (Ctrl-C to stop)", width, 2):
+        click.echo(line)
+    if next_height > tip:
+        click.echo(f"waiting for height {next_height} (chain at {tip})")
+    else:
+        click.echo(f"from height {next_height} (chain at {tip})")
+
+
+def print_followed(
+    client: NodeClient, header: Mapping[str, Any], as_json: bool, width: int = 80
+) -> None:
     if as_json:
         click.echo(json.dumps(header))
         return
-    click.echo(
-        f"block {header['height']}  {short(header['hash'])}  {format_time(header['time'])}"
-        f"  proposer {header['proposer']}  {header['txs']} txs"
+    line = (
+        f"block {header['height']}  {short(header['hash'])}  "
+        f"{format_time(header['time'], 'seconds')}  proposer {header['proposer']}  "
+        f"{plural(header['txs'], 'tx')}"
     )
+    for part in wrap(line, width, 4):
+        click.echo(part)
     if header["txs"]:
         for tx in client.get_block(str(header["height"]))["txs"]:
-            click.echo(
-                f"    {short(tx['hash'])}  {tx['signer']}: {describe_commands(tx['commands'])}"
-            )
+            text = f"    {short(tx['hash'])}  {tx['signer']}: {describe_commands(tx['commands'])}"
+            for part in wrap(text, width, 8):
+                click.echo(part)

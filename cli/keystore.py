@@ -16,7 +16,10 @@ command would only get in the way. `bakong testnet init` therefore writes every 
 the published passphrase `DEV_PASSPHRASE` ("bakong-dev", with the faster `DEV_SCRYPT`
 parameters) and marks the home with `<home>/wallet/wallet.json` = `{"dev_passphrase": true}`.
 When `BAKONG_PASSPHRASE` is unset, commands on such a home use the development passphrase
-without prompting. Never put real money behind a home marked this way: anyone can decrypt it.
+without prompting; when it is set (for your own keys), a key it does not open on such a
+home is tried with the development passphrase too. Never put real money behind a home
+marked this way: anyone can decrypt it. With `BAKONG_PASSPHRASE` set, `testnet init`
+writes the keys under it instead and does not mark the home.
 """
 
 from __future__ import annotations
@@ -337,4 +340,17 @@ def load_signing_key(home: Path, account: str) -> PrivateKey:
     keystore = Keystore(home)
     # fail on a missing key before asking for a passphrase
     sealed = keystore.read(account)
-    return unseal(sealed, resolve_passphrase(home))
+    passphrase = resolve_passphrase(home)
+    try:
+        return unseal(sealed, passphrase)
+    except KeystoreError as exc:
+        # BAKONG_PASSPHRASE exported for your own keys: the testnet's keys of a dev home
+        # are still under the published development passphrase
+        if exc.code != "wrong_passphrase" or passphrase == DEV_PASSPHRASE:
+            raise
+        if not keystore.uses_dev_passphrase():
+            raise
+        try:
+            return unseal(sealed, DEV_PASSPHRASE)
+        except KeystoreError:
+            raise exc from None

@@ -2,26 +2,53 @@
 
 The work is done by cli.devnet.testnet; this module parses options, writes the wallet
 (handed to the manager as a callback) and prints.
+
+`testnet status` exits 0 when every node runs and serves its API, else
+`EXIT_NODES_DOWN` (3) after printing the status (the JSON too, with --json) and one
+line `error: nodes_down: ...` on stderr. Its table (and `up`'s) fits the console: the
+columns are chosen by width (see `status_table`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Mapping
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
 
 import click
-from rich.console import Console
+from rich.console import Console, Group, JustifyMethod, RenderableType
+from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from cli.devnet import testnet as tn
 from cli.errors import LAYER_ERRORS, to_cli_error
-from cli.keystore import DEV_PASSPHRASE, Keystore
+from cli.keystore import DEV_PASSPHRASE, PASSPHRASE_ENV, Keystore
 from cli.options import home_option
 from ledger.crypto import PrivateKey
 from ledger.ids import AccountId
 from node.config import ConsensusConfig
+
+EXIT_NODES_DOWN: Final = 3
+DEFAULT_WATCH_INTERVAL_S: Final = 1.0
+SHORT_HASH: Final = 16
+_UNBOUNDED: Final = 10_000
+
+
+class NodesDown(tn.TestnetError):
+    """Some node is stopped or does not answer: `testnet status` exits 3."""
+
+    code = "nodes_down"
+    exit_code = EXIT_NODES_DOWN
 
 
 @contextmanager
@@ -40,13 +67,16 @@ def _user_errors() -> Iterator[None]:
         raise to_cli_error(exc) from exc
 
 
-def write_wallet(home: Path, keys: Mapping[AccountId, PrivateKey]) -> None:
-    """Store the operators' keys under the development passphrase, and mark the home so
-    the CLI uses that passphrase without asking (see cli/keystore.py)."""
+def write_wallet(
+    home: Path, keys: Mapping[AccountId, PrivateKey], passphrase: str | None = None
+) -> None:
+    """Store the operators' keys under `passphrase`; without one, under the development
+    passphrase, and mark the home so the CLI uses it without asking (cli/keystore.py)."""
     keystore = Keystore(home)
     for account, key in keys.items():
-        keystore.save(account, key, DEV_PASSPHRASE)
-    keystore.mark_dev_passphrase()
+        keystore.save(account, key, passphrase or DEV_PASSPHRASE)
+    if not passphrase:
+        keystore.mark_dev_passphrase()
 
 
 @click.group()
@@ -99,7 +129,13 @@ def init_command(
     tls: bool,
     home: Path,
 ) -> None:
-    """Create a new testnet in HOME."""
+    """Create a new testnet in HOME.
+
+    The operators' keys go to HOME/wallet encrypted with BAKONG_PASSPHRASE when it is
+    set, else with the published development passphrase (bakong-dev).
+    """
+    # empty counts as unset, as everywhere the CLI reads the variable
+    passphrase = os.environ.get(PASSPHRASE_ENV) or None
     with _user_errors():
         manifest = tn.init_testnet(
             home,
@@ -109,13 +145,17 @@ def init_command(
             chain_id=chain_id,
             consensus=ConsensusConfig(),
             force=force,
-            wallet=write_wallet,
+            wallet=functools.partial(write_wallet, passphrase=passphrase),
             tls=tls,
         )
     click.echo(
         f"created testnet {manifest.chain_id} in {home}: validators {manifest.validator_count},"
         f" observers {len(manifest.nodes) - manifest.validator_count}"
     )
+    if passphrase:
+        click.echo(f"wallet: the operators' keys are encrypted with ${PASSPHRASE_ENV}")
+    else:
+        click.echo(f"wallet: the operators' keys use the development passphrase {DEV_PASSPHRASE}")
     if tls:
         _print_trust(tn.get_ca_path(home), manifest.nodes[0].http_url)
     click.echo(f"start it with: bakong testnet up --home {home}")
@@ -143,20 +183,94 @@ def up_command(timeout: float, home: Path) -> None:
     console = Console(stderr=True)
     with _user_errors(), console.status("starting nodes...") as spinner:
         status = tn.up_testnet(home, timeout=timeout, progress=spinner.update)
-    _print_table(status, "testnet is up")
+    out = Console()
+    out.print(status_table(status, "testnet is up", out.width))
 
 
 @testnet.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Refresh until Ctrl-C (with --json: one JSON object per line and refresh).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_WATCH_INTERVAL_S,
+    show_default=True,
+    help="Seconds between refreshes of --watch.",
+)
 @home_option
-def status_command(as_json: bool, home: Path) -> None:
-    """Show each node: process, height and hashes (null when it does not answer)."""
-    with _user_errors():
-        status = tn.get_testnet_status(home)
+def status_command(as_json: bool, watch: bool, interval: float, home: Path) -> None:
+    """Show each node: state, height, round, peers, mempool, URL, process and hashes.
+
+    A node's state is `serving`, `catching up` (its height is 3 or more blocks below the
+    highest of the others: it is fetching blocks it missed), `not serving` (its process
+    runs, its API does not answer) or `stopped`. Exit status 0 when every node runs and
+    serves, 3 (`nodes_down`) when some node does not, after printing the status.
+    --watch refreshes in place until Ctrl-C (exit 0).
+    """
+    get_status = functools.partial(_get_status, home)
+    if watch:
+        _watch(get_status, interval, as_json)
+        return
+    status = get_status()
     if as_json:
         click.echo(json.dumps(status.to_json()))
     else:
-        _print_table(status, f"testnet {status.chain_id}")
+        console = Console()
+        console.print(status_table(status, f"testnet {status.chain_id}", console.width))
+        console.print(summary_line(status))
+    if not status.healthy:
+        raise NodesDown(describe_down(status))
+
+
+def _get_status(home: Path) -> tn.TestnetStatus:
+    with _user_errors():
+        return tn.get_testnet_status(home)
+
+
+def describe_down(status: tn.TestnetStatus) -> str:
+    down = [n for n in status.nodes if not n.serving]
+    names = ", ".join(f"{n.name} ({n.state})" for n in down)
+    return f"{len(down)} of {len(status.nodes)} nodes do not serve: {names}"
+
+
+def summary_line(status: tn.TestnetStatus) -> str:
+    serving = sum(1 for n in status.nodes if n.serving)
+    height = "-" if status.height is None else str(status.height)
+    line = f"{serving} of {len(status.nodes)} nodes serving, height {height}"
+    behind = [n.name for n in status.nodes if n.catching_up]
+    if behind:
+        line += f"; catching up ({tn.CATCHING_UP_BLOCKS}+ blocks behind): {', '.join(behind)}"
+    return line
+
+
+def _watch(get_status: Callable[[], tn.TestnetStatus], interval: float, as_json: bool) -> None:
+    """Print the status every `interval` seconds until Ctrl-C, which ends it with exit 0."""
+    try:
+        if as_json:
+            while True:
+                click.echo(json.dumps(get_status().to_json()))
+                time.sleep(interval)
+        console = Console()
+        with Live(console=console, auto_refresh=False) as live:
+            while True:
+                status = get_status()
+                live.update(_watch_view(status, console.width, interval), refresh=True)
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+def _watch_view(status: tn.TestnetStatus, width: int, interval: float) -> RenderableType:
+    now = datetime.now().astimezone().strftime("%H:%M:%S")
+    header = Text.assemble(
+        (f"testnet {status.chain_id}", "bold"),
+        f"  {now}, every {interval:g}s  Ctrl-C to stop",
+    )
+    return Group(header, status_table(status, None, width), Text(summary_line(status)))
 
 
 @testnet.command("down")
@@ -177,18 +291,104 @@ def down_command(timeout: float, home: Path) -> None:
         click.echo(f"{result.name}: {result.outcome.replace('_', ' ')}{pid}")
 
 
-def _print_table(status: tn.TestnetStatus, title: str) -> None:
+# ---------------------------------------------------------------------------------------
+# the status table
+
+_STATE_STYLES: Final = {
+    "serving": "green",
+    "catching up": "yellow",
+    "not serving": "red",
+    "stopped": "red",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    cell: Callable[[tn.NodeStatus], str]
+    justify: JustifyMethod = "left"
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _host_port(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def _state_cell(node: tn.NodeStatus) -> str:
+    return f"[{_STATE_STYLES[node.state]}]{node.state}[/]"
+
+
+def _mempool_cell(node: tn.NodeStatus) -> str:
+    if node.mempool is None:
+        return "-"
+    queued = node.mempool_queued or 0
+    return f"{node.mempool}+{queued}" if queued else str(node.mempool)
+
+
+COLUMNS: Final[Mapping[str, Column]] = {
+    "node": Column("node", lambda n: n.name),
+    "bank": Column("bank", lambda n: n.bank),
+    "role": Column("role", lambda n: "validator" if n.validator else "observer"),
+    "state": Column("state", _state_cell),
+    "height": Column("height", lambda n: _number(n.height), "right"),
+    "round": Column("round", lambda n: _number(n.round), "right"),
+    "peers": Column("peers", lambda n: _number(n.peers), "right"),
+    "mempool": Column("mempool", _mempool_cell, "right"),
+    "address": Column("address", lambda n: _host_port(n.url)),
+    "url": Column("url", lambda n: n.url),
+    "pid": Column("pid", lambda n: _number(n.pid), "right"),
+    "block hash": Column("block hash", lambda n: (n.block_hash or "-")[:SHORT_HASH]),
+    "state hash": Column("state hash", lambda n: (n.state_hash or "-")[:SHORT_HASH]),
+}
+# The order in which columns are kept as long as the table fits the console (a URL is
+# shown whole or as host:port, never cut), and the order they are shown in.
+PRIORITY: Final = (
+    "node", "bank", "state", "height", "address", "peers", "round", "mempool", "role", "pid",
+    "block hash", "state hash",
+)  # fmt: skip
+ORDER: Final = (
+    "node", "bank", "role", "state", "height", "round", "peers", "mempool", "address", "url",
+    "pid", "block hash", "state hash",
+)  # fmt: skip
+
+
+def status_table(status: tn.TestnetStatus, title: str | None, width: int) -> Table:
+    """The nodes as a table no wider than `width` where it can be: columns by PRIORITY
+    while they fit, then host:port widened to the whole URL if that fits too. (Rich
+    would squeeze and wrap cells instead, which cuts a URL.) The mempool column reads
+    `pending+queued` when txs wait behind a nonce gap."""
+    # measured unbounded: a measurement is capped at the console's width
+    console = Console(width=_UNBOUNDED)
+    # a node is named after its bank, unless someone edited the manifest
+    named_apart = any(n.bank != n.name for n in status.nodes)
+    priority = [k for k in PRIORITY if k != "bank" or named_apart]
+    chosen: list[str] = []
+    for key in priority:
+        if _fits(console, status, title, [*chosen, key], width):
+            chosen.append(key)
+    if "address" in chosen:
+        widened = [("url" if key == "address" else key) for key in chosen]
+        if _fits(console, status, title, widened, width):
+            chosen = widened
+    return _build_table(status, title, chosen or ["node"])
+
+
+def _fits(
+    console: Console, status: tn.TestnetStatus, title: str | None, keys: Sequence[str], width: int
+) -> bool:
+    table = _build_table(status, title, keys)
+    return Measurement.get(console, console.options, table).maximum <= width
+
+
+def _build_table(status: tn.TestnetStatus, title: str | None, keys: Sequence[str]) -> Table:
+    shown = [key for key in ORDER if key in keys]
     table = Table(title=title)
-    for column in ("name", "bank", "validator", "url", "pid", "height", "block hash"):
-        table.add_column(column)
+    for key in shown:
+        column = COLUMNS[key]
+        table.add_column(column.header, justify=column.justify, no_wrap=True)
     for node in status.nodes:
-        table.add_row(
-            node.name,
-            node.bank,
-            "yes" if node.validator else "no",
-            node.url,
-            str(node.pid) if node.pid is not None else "stopped",
-            str(node.height) if node.height is not None else "-",
-            (node.block_hash or "-")[:16],
-        )
-    Console().print(table)
+        table.add_row(*(COLUMNS[key].cell(node) for key in shown))
+    return table

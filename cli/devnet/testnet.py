@@ -79,6 +79,9 @@ _POLL_S: Final = 0.2
 _STATUS_TIMEOUT_S: Final = 1.0
 _KILL_WAIT_S: Final = 5.0
 _LOG_TAIL_LINES: Final = 12
+# A serving node at least this many blocks below the highest of the others is catching up
+# (block sync): 1 or 2 behind is the normal lag of a commit spreading through the network.
+CATCHING_UP_BLOCKS: Final = 3
 # `up` shows the tails of this many logs: enough to see why, short enough to read.
 _LOG_TAIL_FILES: Final = 3
 
@@ -192,8 +195,11 @@ def load_manifest(home: Path) -> Manifest:
     try:
         return Manifest.from_json(json.loads(path.read_text()))
     except FileNotFoundError as exc:
+        # run from another folder, ./testnet is not the testnet: say where we looked
         raise TestnetError(
-            f"no testnet in {home} (run `bakong testnet init`)", "testnet_not_found"
+            f"no testnet in {home.absolute()}: pass --home DIR (or set BAKONG_HOME) to use "
+            f"another, or create one there with `bakong testnet init --home {home}`",
+            "testnet_not_found",
         ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TestnetError(f"cannot read {path}: {exc}", "bad_manifest") from exc
@@ -447,7 +453,9 @@ def start_node(node_dir: Path, command: NodeCommand = default_node_command) -> i
 
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
-    """One row of `testnet status`: the pid check plus what the node's /v1/status says."""
+    """One row of `testnet status`: the pid check plus what the node's /v1/status says
+    (None where it does not answer). `catching_up` is set by `get_testnet_status`, which
+    sees the other nodes: see `mark_catching_up`."""
 
     name: str
     bank: str
@@ -458,6 +466,10 @@ class NodeStatus:
     block_hash: str | None = None
     state_hash: str | None = None
     peers: int | None = None
+    round: int | None = None
+    mempool: int | None = None
+    mempool_queued: int | None = None
+    catching_up: bool | None = None
 
     @property
     def running(self) -> bool:
@@ -467,8 +479,18 @@ class NodeStatus:
     def serving(self) -> bool:
         return self.height is not None
 
+    @property
+    def state(self) -> str:
+        """`serving`, `catching up`, `not serving` (its process runs, its API does not
+        answer) or `stopped`."""
+        if not self.running:
+            return "stopped"
+        if not self.serving:
+            return "not serving"
+        return "catching up" if self.catching_up else "serving"
+
     def to_json(self) -> dict[str, Any]:
-        """The contract's shape, exactly (DESIGN.md): scripts depend on these keys."""
+        """The contract's keys (DESIGN.md), which scripts depend on, then added ones."""
         return {
             "name": self.name,
             "bank": self.bank,
@@ -479,6 +501,12 @@ class NodeStatus:
             "height": self.height,
             "block_hash": self.block_hash,
             "state_hash": self.state_hash,
+            "serving": self.serving,
+            "peers": self.peers,
+            "round": self.round,
+            "mempool": self.mempool,
+            "mempool_queued": self.mempool_queued,
+            "catching_up": self.catching_up,
         }
 
 
@@ -490,6 +518,16 @@ class TestnetStatus:
 
     chain_id: str
     nodes: tuple[NodeStatus, ...]
+
+    @property
+    def healthy(self) -> bool:
+        """Every node runs and serves (`testnet status` exits 0 only then)."""
+        return all(node.serving for node in self.nodes)
+
+    @property
+    def height(self) -> int | None:
+        """The highest height any node serves."""
+        return max((n.height for n in self.nodes if n.height is not None), default=None)
 
     def to_json(self) -> dict[str, Any]:
         return {"chain_id": self.chain_id, "nodes": [node.to_json() for node in self.nodes]}
@@ -517,6 +555,9 @@ def get_node_status(home: Path, node: NodeEntry, *, is_ours: IsOurs = is_process
         block_hash=_field(body, "block_hash", str),
         state_hash=_field(body, "state_hash", str),
         peers=_field(body, "peers", int),
+        round=_field(body, "round", int),
+        mempool=_field(body, "mempool", int),
+        mempool_queued=_field(body, "mempool_queued", int),
     )
 
 
@@ -530,7 +571,22 @@ def get_testnet_status(home: Path, *, is_ours: IsOurs = is_process_of) -> Testne
     manifest = load_manifest(home)
     with ThreadPoolExecutor(max_workers=len(manifest.nodes) or 1) as pool:
         nodes = pool.map(lambda node: get_node_status(home, node, is_ours=is_ours), manifest.nodes)
-        return TestnetStatus(manifest.chain_id, tuple(nodes))
+        return TestnetStatus(manifest.chain_id, mark_catching_up(tuple(nodes)))
+
+
+def mark_catching_up(nodes: Sequence[NodeStatus]) -> tuple[NodeStatus, ...]:
+    """A serving node is catching up when its height is `CATCHING_UP_BLOCKS` or more below
+    the highest height of the other serving nodes (it is fetching blocks it missed,
+    e.g. after a restart); None for a node that does not serve."""
+    marked = []
+    for i, node in enumerate(nodes):
+        others = [n.height for j, n in enumerate(nodes) if j != i and n.height is not None]
+        if node.height is None:
+            marked.append(replace(node, catching_up=None))
+            continue
+        top = max(others, default=node.height)
+        marked.append(replace(node, catching_up=top - node.height >= CATCHING_UP_BLOCKS))
+    return tuple(marked)
 
 
 # ---------------------------------------------------------------------------------------

@@ -154,7 +154,10 @@ def test_follow_prints_new_blocks(net: Net) -> None:
 def test_follow_from_height_human(net: Net) -> None:
     out = committed_issue(net, "4")
     text = net.ok("explorer", "follow", "--from", str(out["height"]), "--limit-blocks", "1")
-    assert text.startswith(f"block {out['height']} ")
+    lines = text.splitlines()
+    assert lines[0].startswith(f"following {net.manifest.chain_id} at http://127.0.0.1:")
+    assert lines[1].startswith(f"from height {out['height']} (chain at ")
+    assert lines[2].startswith(f"block {out['height']} ")
     assert "admin@nbc: issue 4 KHR to admin@aclb" in text
 
 

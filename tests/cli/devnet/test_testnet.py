@@ -261,6 +261,12 @@ def test_status_of_stopped_testnet(tmp_path: Path) -> None:
             "height": None,
             "block_hash": None,
             "state_hash": None,
+            "serving": False,
+            "peers": None,
+            "round": None,
+            "mempool": None,
+            "mempool_queued": None,
+            "catching_up": None,
         }
 
 
