@@ -213,6 +213,14 @@ def print_block(found: Mapping[str, Any]) -> None:
         console.print(txs)
     else:
         console.print("  no transactions in this block")
+    rejected = found.get("rejected") or []
+    if rejected:
+        console.print(
+            f"  {plural(len(rejected), 'tx')} rejected at this height (this node's view):"
+        )
+        for entry in rejected:
+            text = f"    {describe_rejection(entry)}"
+            console.print(text, overflow="fold", markup=False, highlight=False)
     commit = found.get("commit") or {"signatures": [], "round": "-"}
     if not commit["signatures"]:
         console.print("  no commit signatures (the genesis block has no commit)")
@@ -402,8 +410,17 @@ def print_followed(
     )
     for part in wrap(line, width, 4):
         click.echo(part)
-    if header["txs"]:
-        for tx in client.get_block(str(header["height"]))["txs"]:
-            text = f"    {short(tx['hash'])}  {tx['signer']}: {describe_commands(tx['commands'])}"
-            for part in wrap(text, width, 8):
-                click.echo(part)
+    # the block itself: its txs, and the txs the node found failing at this height
+    found = client.get_block(str(header["height"]))
+    for tx in found["txs"]:
+        text = f"    {short(tx['hash'])}  {tx['signer']}: {describe_commands(tx['commands'])}"
+        for part in wrap(text, width, 8):
+            click.echo(part)
+    for rejected in found.get("rejected") or []:
+        for part in wrap(f"    {describe_rejection(rejected)}", width, 8):
+            click.echo(part)
+
+
+def describe_rejection(entry: Mapping[str, Any]) -> str:
+    message = f": {entry['message']}" if entry.get("message") else ""
+    return f"rejected {short(entry.get('hash'))}  {entry.get('error')}{message}"

@@ -21,8 +21,10 @@ from pathlib import Path
 import pexpect
 from click.testing import CliRunner
 
+from cli.client import NodeClient
 from cli.main import cli
 from tests.cli.conftest import Net
+from tests.node.netutil import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = 80
@@ -246,6 +248,27 @@ def test_explorer_tables_fit_80_columns(net: Net) -> None:
         assert not wide, (args, wide)
         # a hash is never cut in two
         assert sent["hash"][:16] in result.stdout or args[1] == "blocks", (args, result.stdout)
+
+
+def test_follow_and_block_show_the_rejections_of_a_height(net: Net) -> None:
+    payer = net.new_customer("aba")
+    line = net.fails("insufficient_funds", "transfer", "--from", payer, "--to", "admin@wing",
+                     "--asset", "KHR", "--amount", "5")  # fmt: skip
+    tx_hash = line.split(" tx ")[1].split()[0]
+    client = NodeClient(net.home, None)
+
+    def rejected_at() -> int | None:
+        tip = int(client.get_status()["height"])
+        for height in range(tip, max(0, tip - 10), -1):
+            if any(e["hash"] == tx_hash for e in client.get_block(str(height))["rejected"]):
+                return height
+        return None
+
+    height = wait_for(rejected_at, DEADLINE_S, "the rejection listed at its height")
+    shown = f"rejected {tx_hash[:16]}  insufficient_funds: {payer} holds 0 KHR"
+    text = net.ok("explorer", "follow", "--from", str(height), "--limit-blocks", "1")
+    assert shown in text, text
+    assert shown in net.ok("explorer", "block", str(height))
 
 
 def test_rejected_tx_shows_the_details(net: Net) -> None:
