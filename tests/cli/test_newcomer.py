@@ -4,6 +4,7 @@ that says what became of the tx, help for a bare command."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,3 +156,97 @@ def test_lone_rejection_is_listed_at_its_height(net: Net) -> None:
     [entry] = [e for e in block["rejected"] if e["hash"] == tx_hash]
     assert entry["error"] == "insufficient_funds" and payer in entry["message"]
     assert tx_hash not in [tx["hash"] for tx in block["txs"]]
+
+
+# Item 3: hashes as people type them (the API side; the CLI passes them through).
+def test_hash_prefixes(net: Net) -> None:
+    payer = net.new_customer("aba")
+    net.fund(payer, "KHR", "10")
+    sent = net.ok_json("transfer", "--from", payer, "--to", "admin@wing", "--asset", "KHR",
+                       "--amount", "1")  # fmt: skip
+    full = sent["hash"]
+    for prefix in (full[:8], full[:16].upper(), full[:63]):
+        assert net.ok_json("tx", "status", prefix)["hash"] == full
+    block = http(f"{net.validator_urls[0]}/v1/blocks/{sent['height']}")[1]
+    found = http(f"{net.validator_urls[0]}/v1/blocks/{block['hash'][:12]}")[1]
+    assert found["height"] == sent["height"]
+    net.fails(
+        "not_found", "tx", "status", "0123abcd" if not full.startswith("0123abcd") else "fedc9876"
+    )
+    net.fails("bad_hash", "tx", "status", full[:7])
+
+
+def test_ambiguous_prefix_lists_the_matches() -> None:
+    from node.api import ApiError, _resolve_prefix
+
+    one, two = bytes.fromhex("ab" * 32), bytes.fromhex("abababab" + "cd" * 28)
+    with pytest.raises(ApiError) as caught:
+        _resolve_prefix("abababab", lambda prefix, limit: [one, two], "transaction")
+    assert (caught.value.status, caught.value.code) == (409, "ambiguous_hash")
+    assert one.hex() in caught.value.message and two.hex() in caught.value.message
+    assert _resolve_prefix("abababab", lambda prefix, limit: [one], "transaction") == one
+
+
+# Item 7: values for people.
+def test_human_values(net: Net) -> None:
+    rich = net.new_customer("aba")
+    net.fund(rich, "KHR", "1234567")
+    assert "1,234,567" in net.ok("balance", rich)
+    code = net.ok_json("khqr", "new", "admin@wing", "--amount", "15000")
+    shown = net.ok("khqr", "decode", code["qr"])
+    assert "dynamic" in shown and "yes (pays once" in shown and "True" not in shown
+    assert "15,000 KHR" in shown
+    expiry = next(line for line in shown.splitlines() if line.startswith("expires_ms"))
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d$", expiry), expiry
+
+
+# Item 11.
+def test_pay_prints_a_receipt(net: Net) -> None:
+    merchant = net.new_customer("wing", "--no-key")
+    payer = net.new_customer("aba")
+    net.fund(payer, "KHR", "20000")
+    code = net.ok_json("khqr", "new", merchant, "--amount", "12000", "--name", "Noodle Bar",
+                       "--bill-number", "INV-9")  # fmt: skip
+    out = net.ok("pay", code["qr"], "--from", payer)
+    assert "receipt" in out and "paid    12,000 KHR" in out
+    assert f"to      {merchant} (Noodle Bar, Phnom Penh)" in out
+    assert f"md5 {code['md5']}" in out and "bill    INV-9" in out
+    assert re.search(r"tx      [0-9a-f]{64}", out) and re.search(r"height  \d+", out)
+
+
+def test_khqr_new_warns_of_an_unknown_account(net: Net) -> None:
+    ghost = net.new_account_name("wing", "ghost")
+    result = net.run("khqr", "new", ghost, "--amount", "100")
+    assert result.exit_code == 0
+    assert f"warning: {ghost} does not exist" in result.stderr
+    known = net.run("khqr", "new", "admin@wing", "--amount", "100")
+    assert known.exit_code == 0 and "warning" not in known.stderr
+
+
+def test_invalid_small_things(net: Net) -> None:
+    line = net.fails("bad_duration", "khqr", "new", "admin@wing", "--expires-in", "0s")
+    assert "more than zero" in line
+    line = net.fails("malformed", "tx", "send", "deadbeef")
+    assert "max_map_len" not in line and "msgpack" in line
+    line = net.fails("invalid_amount", "fx", "set", "USD", "KHR", "-4100", "--operator", "aba")
+    assert "positive" in line
+
+
+def test_account_ids_any_case(net: Net) -> None:
+    payer = net.new_customer("aba")
+    net.fund(payer, "KHR", "50")
+    shouted = payer.upper()
+    assert net.ok_json("balance", shouted)["account"] == payer
+    sent = net.ok_json("transfer", "--from", shouted, "--to", "ADMIN@Wing", "--asset", "khr",
+                       "--amount", "5")  # fmt: skip
+    assert sent["status"] == "committed" and net.balance(payer, "KHR") == "45"
+
+
+# Item 10: a network that does not answer.
+def test_invalid_all_nodes_down_is_one_line_with_a_hint(stalled: tuple[Path, str]) -> None:
+    home, _ = stalled
+    proc = bakong("balance", "admin@nbc", "--home", str(home), "--node", "http://127.0.0.1:1")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: node_unreachable: no node answers (1 tried: 127.0.0.1:1: ")
+    assert "connection refused" in err and "Errno" not in err and "--node" in err
