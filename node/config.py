@@ -78,6 +78,14 @@ class P2PConfig:
     handshake_timeout_ms: int = 5_000
     max_pending_handshakes: int = 64
     max_pending_handshakes_per_address: int = 16
+    # Liveness after a network fault: every peer is pinged this often; a session silent
+    # for dead_peer_timeout_ms is closed (also bounds TCP's retransmission of unacked
+    # data, TCP_USER_TIMEOUT) and redialed, each attempt waiting at most connect_timeout_ms
+    # and redial_max_ms between attempts, so a healed link is back within a few seconds.
+    ping_interval_ms: int = 1_000
+    dead_peer_timeout_ms: int = 5_000
+    connect_timeout_ms: int = 2_000
+    redial_max_ms: int = 2_000
 
 
 @dataclass(frozen=True, slots=True)

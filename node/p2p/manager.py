@@ -7,9 +7,11 @@ and per source address."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -231,6 +233,7 @@ class PeerManager:
         pending: asyncio.StreamWriter | None = None,
     ) -> SessionOutcome:
         """Handshake, then serve the session to its end."""
+        _bound_retransmission(writer, self.params.idle_timeout)
         try:
             peer = await self._handshake(reader, writer, outbound, address)
             self._admit(peer)
@@ -397,3 +400,15 @@ class PeerManager:
                     peer.close("idle")
                 else:
                     peer.send_frame(ping, droppable=True)
+
+
+def _bound_retransmission(writer: asyncio.StreamWriter, timeout_s: float) -> None:
+    """TCP gives up on data unacknowledged for `timeout_s` (Linux TCP_USER_TIMEOUT): a
+    link cut mid-write ends the session instead of backing off retransmissions for
+    minutes, and the dial loop reconnects once the link is back."""
+    sock = writer.get_extra_info("socket")
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if sock is None or option is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, int(timeout_s * 1000))

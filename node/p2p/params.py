@@ -23,7 +23,7 @@ class P2PParams:
     max_pending_handshakes: int = 64
     max_pending_handshakes_per_address: int = 16
     # Seconds to wait for a TCP connect to a configured peer.
-    connect_timeout: float = 5.0
+    connect_timeout: float = 2.0
     # Per-peer send queue bounds (frames and bytes).
     send_queue: int = 10_000
     send_queue_bytes: int = 256 * 1024 * 1024
@@ -31,10 +31,11 @@ class P2PParams:
     write_batch_bytes: int = 1024 * 1024
     # Reconnect delay: reconnect_min * 2**attempt, capped at reconnect_max, with jitter.
     reconnect_min: float = 0.2
-    reconnect_max: float = 10.0
-    # Every peer gets a ping this often; one silent for idle_timeout is closed.
-    ping_interval: float = 5.0
-    idle_timeout: float = 30.0
+    reconnect_max: float = 2.0
+    # Every peer gets a ping this often; one silent for idle_timeout is closed (and TCP
+    # gives up retransmitting unacked data after as long: TCP_USER_TIMEOUT).
+    ping_interval: float = 1.0
+    idle_timeout: float = 5.0
 
     @staticmethod
     def from_config(config: P2PConfig) -> P2PParams:
@@ -44,6 +45,10 @@ class P2PParams:
             handshake_timeout=config.handshake_timeout_ms / 1000,
             max_pending_handshakes=config.max_pending_handshakes,
             max_pending_handshakes_per_address=config.max_pending_handshakes_per_address,
+            ping_interval=config.ping_interval_ms / 1000,
+            idle_timeout=config.dead_peer_timeout_ms / 1000,
+            connect_timeout=config.connect_timeout_ms / 1000,
+            reconnect_max=config.redial_max_ms / 1000,
         )
 
 
