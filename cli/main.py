@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from cli.admin import bank_group, validator_group
 from cli.bench.command import bench
 from cli.errors import LAYER_ERRORS, CliError
 from cli.explorer import explorer
+from cli.extras import accounts, assets, completion, logs
 from cli.fx import fx_group
 from cli.keys import keys
 from cli.khqr import khqr_group
@@ -83,6 +85,12 @@ cli.add_command(khqr_group)
 cli.add_command(pay)
 cli.add_command(fx_group)
 cli.add_command(openapi_group)
+cli.add_command(bank_group)
+cli.add_command(validator_group)
+cli.add_command(assets)
+cli.add_command(accounts)
+cli.add_command(logs)
+cli.add_command(completion)
 
 
 if __name__ == "__main__":
