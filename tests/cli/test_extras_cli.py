@@ -18,7 +18,7 @@ import pytest
 
 from cli.devnet import testnet as tn
 from tests.cli.conftest import Net
-from tests.node.netutil import http, wait_for
+from tests.node.netutil import find_free_base, http, wait_for
 
 BAKONG = str(Path(sys.executable).parent / "bakong")
 
@@ -188,6 +188,17 @@ def test_logs_without_a_testnet(tmp_path: Path) -> None:
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: testnet_not_found: ")
+
+
+def test_logs_of_a_node_never_started(tmp_path: Path) -> None:
+    home = tmp_path / "testnet"
+    tn.init_testnet(home, validators=1, observers=0, base_port=find_free_base(2))
+    result = subprocess.run(
+        [BAKONG, "logs", "nbc", "--home", str(home)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: no_log: node nbc has no node.log yet")
+    assert "bakong testnet up" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_logs_follow_until_ctrl_c(net: Net) -> None:
