@@ -251,24 +251,29 @@ def test_explorer_tables_fit_80_columns(net: Net) -> None:
 
 
 def test_follow_and_block_show_the_rejections_of_a_height(net: Net) -> None:
+    """What a node found failing at a height is that node's view (the proposer that left
+    the tx out knows it at once): follow and block through the node that lists it."""
     payer = net.new_customer("aba")
     line = net.fails("insufficient_funds", "transfer", "--from", payer, "--to", "admin@wing",
                      "--asset", "KHR", "--amount", "5")  # fmt: skip
     tx_hash = line.split(" tx ")[1].split()[0]
-    client = NodeClient(net.home, None)
 
-    def rejected_at() -> int | None:
-        tip = int(client.get_status()["height"])
-        for height in range(tip, max(0, tip - 10), -1):
-            if any(e["hash"] == tx_hash for e in client.get_block(str(height))["rejected"]):
-                return height
+    def rejected_at() -> tuple[str, int] | None:
+        for node in net.manifest.nodes:
+            client = NodeClient(net.home, node.http_url)
+            tip = int(client.get_status()["height"])
+            for height in range(tip, max(0, tip - 10), -1):
+                if any(e["hash"] == tx_hash for e in client.get_block(str(height))["rejected"]):
+                    return node.http_url, height
         return None
 
-    height = wait_for(rejected_at, DEADLINE_S, "the rejection listed at its height")
+    found = wait_for(rejected_at, DEADLINE_S, "the rejection listed at its height")
+    url, height = found
     shown = f"rejected {tx_hash[:16]}  insufficient_funds: {payer} holds 0 KHR"
-    text = net.ok("explorer", "follow", "--from", str(height), "--limit-blocks", "1")
+    text = net.ok("explorer", "follow", "--from", str(height), "--limit-blocks", "1",
+                  "--node", url)  # fmt: skip
     assert shown in text, text
-    assert shown in net.ok("explorer", "block", str(height))
+    assert shown in net.ok("explorer", "block", str(height), "--node", url)
 
 
 def test_rejected_tx_shows_the_details(net: Net) -> None:
