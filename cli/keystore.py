@@ -252,6 +252,7 @@ class Keystore:
 
     def read(self, account: str) -> KeystoreFile:
         """The parsed file, without decrypting it."""
+        account = parse_account_id(account)
         path = self.path_of(account)
         sealed = _read_keystore_file(path)
         # a file copied under another account's name must not be trusted as that account

@@ -467,8 +467,9 @@ class Mempool:
             with self._store.atomic_batch(sync=False) as batch:
                 for tx_hash in deletes:
                     batch.delete(schema.make_mempool_key(tx_hash))
+                # `ctx` is the next height's: these were found failing after the block below
                 for tx_hash, code in evicted:
-                    self._persist_rejection(batch, tx_hash, code, ctx.height)
+                    self._persist_rejection(batch, tx_hash, code, ctx.height - 1)
         for tx_hash, code in evicted:
             self._record_rejection(tx_hash, code)
         return [(tx_hash, split_reason(reason)[0]) for tx_hash, reason in evicted]

@@ -167,7 +167,7 @@ def test_help_documents_the_dev_passphrase(home: Path) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["new", "Alice@aba"],
+        ["new", "Alice!@aba"],
         ["show", "alice"],
         ["import", "a@b", "--seed-hex", "00" * 32],
         ["export", "../alice@aba"],

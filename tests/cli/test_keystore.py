@@ -211,8 +211,15 @@ def test_invalid_key_not_found(store: Keystore, tmp_path: Path) -> None:
     assert err.value.code == "key_not_found"
 
 
+def test_account_ids_any_case(store: Keystore, key: PrivateKey) -> None:
+    """`Alice@aba` is `alice@aba` (issue 14: ids are typed in any case, kept lowercase)."""
+    path = store.save("Alice@ABA", key, PASS, params=DEV_SCRYPT)
+    assert path.name == "alice@aba.json" and store.has("alice@aba")
+    assert store.load("ALICE@aba", PASS) == key
+
+
 def test_invalid_account_id(store: Keystore, key: PrivateKey) -> None:
-    for bad in ("Alice@aba", "../x@aba", "alice", "a@b"):
+    for bad in ("../x@aba", "alice", "a@b", "al ice@aba"):
         with pytest.raises(InvalidId):
             store.save(bad, key, PASS, params=DEV_SCRYPT)
         with pytest.raises(InvalidId):

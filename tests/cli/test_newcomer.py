@@ -156,6 +156,14 @@ def test_lone_rejection_is_listed_at_its_height(net: Net) -> None:
     [entry] = [e for e in block["rejected"] if e["hash"] == tx_hash]
     assert entry["error"] == "insufficient_funds" and payer in entry["message"]
     assert tx_hash not in [tx["hash"] for tx in block["txs"]]
+    # every node, proposer or not, lists it at the same height
+    for other in net.manifest.nodes:
+
+        def seen(node_url: str = other.http_url) -> bool:
+            found = http(f"{node_url}/v1/blocks/{block['height']}")[1]
+            return any(e["hash"] == tx_hash for e in found.get("rejected", []))
+
+        wait_for(seen, 30, f"the rejection listed on {other.name}")
 
 
 # Item 3: hashes as people type them (the API side; the CLI passes them through).
