@@ -258,3 +258,40 @@ def test_invalid_all_nodes_down_is_one_line_with_a_hint(stalled: tuple[Path, str
     assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: node_unreachable: no node answers (1 tried: 127.0.0.1:1: ")
     assert "connection refused" in err and "Errno" not in err and "--node" in err
+
+
+# Item 1: the merchant flow's human output.
+def test_tx_find_by_md5_reads_without_json(net: Net) -> None:
+    merchant = net.new_customer("wing", "--no-key")
+    payer = net.new_customer("aba")
+    net.fund(payer, "KHR", "30000")
+    code = net.ok_json("khqr", "new", merchant, "--amount", "15000")
+    paid = net.ok_json("pay", code["qr"], "--from", payer)
+    out = net.ok("tx", "find", "--md5", code["md5"])
+    assert paid["hash"] in out and f"{payer} -> {merchant}" in out
+    assert "15,000 KHR" in out and f"khqr {code['md5']}" in out
+
+
+# Item 3, the CLI side: the prefixes the tables show are accepted.
+def test_explorer_takes_the_prefixes_it_shows(net: Net) -> None:
+    payer = net.new_customer("aba")
+    net.fund(payer, "KHR", "10")
+    sent = net.ok_json("transfer", "--from", payer, "--to", "admin@wing", "--asset", "KHR",
+                       "--amount", "2")  # fmt: skip
+    shown = net.ok_json("explorer", "tx", sent["hash"][:16])
+    assert shown["hash"] == sent["hash"] and shown["signer"] == payer
+    block = net.ok_json("explorer", "block", str(sent["height"]))
+    assert net.ok_json("explorer", "block", block["hash"][:16])["height"] == sent["height"]
+    net.fails("invalid_argument", "explorer", "block", "xyz")
+
+
+# Item 10: the bench says what is wrong in words, not in aiohttp's.
+def test_invalid_bench_against_stopped_nodes(stalled: tuple[Path, str]) -> None:
+    home, _ = stalled
+    proc = bakong("bench", "--home", str(home), "--duration", "1", "--node",
+                  "http://127.0.0.1:1")  # fmt: skip
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: node_unreachable: "), err
+    assert "ClientConnectorError" not in err and "ssl:default" not in err and "Traceback" not in err
