@@ -81,11 +81,12 @@ def write_wallet(
 
 @click.group()
 def testnet() -> None:
-    """A local testnet: one process per bank node, all on 127.0.0.1.
+    """A testnet: one process per bank node, on 127.0.0.1 or (--hosts) on several hosts.
 
     `init` lays out HOME (genesis, node folders, a wallet with the operators' keys;
     with --tls a CA and one HTTPS certificate per node), `up` starts the nodes and
-    waits until they serve, `status` shows them, `down` stops them.
+    waits until they serve, `status` shows them, `down` stops them. `bundle` packs each
+    node's home with a systemd unit and a compose file, to run on its own host.
     """
 
 
@@ -109,7 +110,8 @@ def testnet() -> None:
     type=int,
     default=tn.DEFAULT_BASE_PORT,
     show_default=True,
-    help="Node i listens for P2P on base+2i and HTTP on base+2i+1.",
+    help="Node i listens for P2P on base+2i and HTTP on base+2i+1; with --hosts or "
+    "--hosts-file every node listens on base (P2P) and base+1 (HTTP) of its own host.",
 )
 @click.option("--chain-id", default=tn.DEFAULT_CHAIN_ID, show_default=True)
 @click.option("--force", is_flag=True, help="Stop the nodes of an existing testnet and wipe it.")
@@ -117,7 +119,22 @@ def testnet() -> None:
     "--tls",
     is_flag=True,
     help="Serve the nodes' HTTP API over HTTPS, with certificates of a CA made for this "
-    "testnet (HOME/tls/ca.crt), which the CLI trusts for HOME.",
+    "testnet (HOME/tls/ca.crt), which the CLI trusts for HOME; with --hosts each "
+    "certificate names its node's host.",
+)
+@click.option(
+    "--hosts",
+    "hosts_list",
+    metavar="H1,H2,...",
+    help="One IPv4/IPv6 address or DNS name per node, in node order: validators first "
+    "(nbc, then the banks), then observers. Each node listens on its host and dials its "
+    "peers at theirs (a network across machines; see `testnet bundle`).",
+)
+@click.option(
+    "--hosts-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Like --hosts, as `bank=host` lines (# comments, blank lines ok), every node "
+    "named exactly once.",
 )
 @home_option
 def init_command(
@@ -127,16 +144,23 @@ def init_command(
     chain_id: str,
     force: bool,
     tls: bool,
+    hosts_list: str | None,
+    hosts_file: Path | None,
     home: Path,
 ) -> None:
     """Create a new testnet in HOME.
 
     The operators' keys go to HOME/wallet encrypted with BAKONG_PASSPHRASE when it is
     set, else with the published development passphrase (bakong-dev).
+
+    With --hosts or --hosts-file the nodes run on several machines: pack each one's
+    home with `bakong testnet bundle --out DIR` and start it there (docs/deploy.md).
+    `testnet up` starts such a testnet on this machine only if its addresses are local.
     """
     # empty counts as unset, as everywhere the CLI reads the variable
     passphrase = os.environ.get(PASSPHRASE_ENV) or None
     with _user_errors():
+        hosts = _read_hosts(hosts_list, hosts_file)
         manifest = tn.init_testnet(
             home,
             validators=validators,
@@ -147,18 +171,45 @@ def init_command(
             force=force,
             wallet=functools.partial(write_wallet, passphrase=passphrase),
             tls=tls,
+            hosts=hosts,
         )
     click.echo(
         f"created testnet {manifest.chain_id} in {home}: validators {manifest.validator_count},"
         f" observers {len(manifest.nodes) - manifest.validator_count}"
     )
+    if hosts is not None:
+        for node in manifest.nodes:
+            click.echo(f"  {node.name}: p2p {node.p2p_address}, api {node.http_url}")
     if passphrase:
         click.echo(f"wallet: the operators' keys are encrypted with ${PASSPHRASE_ENV}")
     else:
         click.echo(f"wallet: the operators' keys use the development passphrase {DEV_PASSPHRASE}")
     if tls:
         _print_trust(tn.get_ca_path(home), manifest.nodes[0].http_url)
-    click.echo(f"start it with: bakong testnet up --home {home}")
+    if hosts is not None:
+        click.echo(
+            f"pack each node for its host with: bakong testnet bundle --home {home} --out DIR"
+        )
+    else:
+        click.echo(f"start it with: bakong testnet up --home {home}")
+
+
+def _read_hosts(
+    hosts_list: str | None, hosts_file: Path | None
+) -> list[str] | dict[str, str] | None:
+    """--hosts as a list (blanks around commas ignored), --hosts-file as bank -> host."""
+    if hosts_list is not None and hosts_file is not None:
+        raise tn.TestnetError("give --hosts or --hosts-file, not both", "bad_hosts")
+    if hosts_file is not None:
+        return tn.read_hosts_file(hosts_file)
+    if hosts_list is None:
+        return None
+    hosts = [host.strip() for host in hosts_list.split(",")]
+    if any(not host for host in hosts):
+        raise tn.TestnetError(
+            f"--hosts {hosts_list!r} has an empty entry; give H1,H2,... one per node", "bad_hosts"
+        )
+    return hosts
 
 
 def _print_trust(ca: Path, url: str) -> None:

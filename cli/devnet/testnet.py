@@ -13,16 +13,23 @@ each process's command line tell our nodes apart from whatever reused a pid sinc
     <home>/nodes/<name>/tls/node.crt, node.key   with --tls: the node's certificate
 
 Node i (validators first, the central bank first of all) listens for P2P on
-`base_port + 2i` and for HTTP on `base_port + 2i + 1`, on 127.0.0.1. With `tls` the HTTP
-API is HTTPS (the manifest's URLs say https://) with certificates of the home's CA,
-which the CLI trusts for this home (`cli.http.use_testnet_ca`, set by `load_manifest`).
+`base_port + 2i` and for HTTP on `base_port + 2i + 1`, on 127.0.0.1. With `hosts` (one
+address per node, in that order: `init --hosts`, `--hosts-file`) node i listens on its
+own host instead, every node on the same two ports `base_port` (P2P) and `base_port + 1`
+(HTTP), and dials its peers at their hosts: a network across machines (`bundle` packs
+each node's home for its machine, see cli/devnet/bundle.py). With `tls` the HTTP API is
+HTTPS (the manifest's URLs say https://) with certificates of the home's CA naming each
+node's host, which the CLI trusts for this home (`cli.http.use_testnet_ca`, set by
+`load_manifest`).
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -114,6 +121,14 @@ class NodeEntry:
     http_url: str
     p2p_port: int
     http_port: int
+    # the address it listens on and its peers dial (127.0.0.1 unless `init --hosts`)
+    host: str = HOST
+
+    @property
+    def p2p_address(self) -> str:
+        """`host:port` as a peer dials it (`[p2p] peers`; IPv6 unbracketed, as
+        node.config.parse_peer splits at the last colon)."""
+        return f"{self.host}:{self.p2p_port}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +139,7 @@ class NodeEntry:
             "http_url": self.http_url,
             "p2p_port": self.p2p_port,
             "http_port": self.http_port,
+            "host": self.host,
         }
 
     @staticmethod
@@ -136,6 +152,8 @@ class NodeEntry:
             http_url=_expect(raw["http_url"], str),
             p2p_port=_expect(raw["p2p_port"], int),
             http_port=_expect(raw["http_port"], int),
+            # manifests written before `--hosts` have no host: 127.0.0.1
+            host=_expect(raw.get("host", HOST), str),
         )
 
 
@@ -223,12 +241,16 @@ def init_testnet(
     wallet: WalletWriter | None = None,
     now_ms: int | None = None,
     tls: bool = False,
+    hosts: Sequence[str] | Mapping[str, str] | None = None,
 ) -> Manifest:
     """Lay out a fresh testnet in `home`. `force` stops the old one's nodes and wipes it.
 
     `wallet` writes the operators' keys to the encrypted wallet (the CLI passes
     `cli.testnet.write_wallet`: node/ must not import cli/). `tls`: the nodes serve
-    HTTPS with certificates of a CA made for this home (`get_ca_path`).
+    HTTPS with certificates of a CA made for this home (`get_ca_path`). `hosts`: each
+    node's address, in node order (validators first, as the manifest lists them) or as
+    a mapping bank -> host (`read_hosts_file`); every node then uses the ports
+    `base_port` and `base_port + 1` on its host. Bad hosts raise `bad_hosts`.
     """
     # at least one validator, no negative observer count
     if validators < 1 or observers < 0:
@@ -236,17 +258,29 @@ def init_testnet(
             f"need validators >= 1 and observers >= 0, got {validators} and {observers}",
             "invalid_argument",
         )
-    ports = compute_ports(base_port, validators + observers)
+    count = validators + observers
+    ports = compute_ports(base_port, 1 if hosts is not None else count)
     created_at = now_ms if now_ms is not None else int(time.time() * 1000)
     doc, keys = build_testnet(chain_id, validators, observers, created_at)
     # a bad chain id fails here, before anything on disk changes
     genesis = parse_genesis(doc)
+    banks = [(bank.code, bank.validator) for bank in genesis.banks]
+    node_hosts = None if hosts is None else assign_hosts(hosts, plan_nodes(banks, base_port))
     _clear_home(home, force)
     # after stopping the old nodes, which held these ports
-    check_ports_free(ports)
+    if node_hosts is None:
+        check_ports_free(ports)
+    else:
+        check_host_ports_free(node_hosts, ports)
     try:
         manifest = _write_home(
-            home, genesis, keys, base_port, consensus or ConsensusConfig(), tls=tls
+            home,
+            genesis,
+            keys,
+            base_port,
+            consensus or ConsensusConfig(),
+            tls=tls,
+            hosts=node_hosts,
         )
         if wallet is not None:
             wallet(home, {operator_of(bank): k.operator for bank, k in keys.items()})
@@ -267,18 +301,161 @@ def compute_ports(base_port: int, node_count: int) -> list[int]:
     return list(range(base_port, last + 1))
 
 
-def check_ports_free(ports: Sequence[int]) -> None:
-    """Bind each port on 127.0.0.1 as a node would (SO_REUSEADDR) and let go again."""
+def check_ports_free(ports: Sequence[int], host: str = HOST) -> None:
+    """Bind each port on `host` (an IP literal of this machine) as a node would
+    (SO_REUSEADDR) and let go again."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((HOST, port))
+                sock.bind((host, port))
             except OSError as exc:
                 raise TestnetError(
-                    f"port {port} on {HOST} is in use ({exc.strerror}); choose another --base-port",
+                    f"port {port} on {host} is in use ({exc.strerror}); choose another --base-port",
                     "port_in_use",
                 ) from exc
+
+
+def check_host_ports_free(hosts: Sequence[str], ports: Sequence[int]) -> None:
+    """`check_ports_free` on each host that is an address of this machine (127.0.0.0/8
+    always is, on Linux); others are remote or not up yet (a network namespace's), and
+    DNS names are not looked up: a node's own machine checks when it starts."""
+    for host in hosts:
+        if is_local_address(host):
+            check_ports_free(ports, host)
+
+
+def is_local_address(host: str) -> bool:
+    """Whether `host` is an IP literal this machine can bind (port 0: no port taken)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+    except OSError:
+        # EADDRNOTAVAIL: not ours; EAFNOSUPPORT: no IPv6 here, so not ours either
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# hosts
+
+# RFC 1123 labels: letters, digits, inner hyphens, 1-63 characters
+_DNS_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_MAX_DNS_NAME: Final = 253
+
+
+def check_host(host: str) -> str:
+    """`host` as the manifest keeps it: an IPv4 or IPv6 literal (brackets dropped, the
+    usual spelling) or a DNS name (lower case); else `bad_hosts`. Addresses no peer can
+    dial (0.0.0.0, ::, multicast) and IPv6 zones (fe80::1%eth0) are refused."""
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is not None:
+        if address.is_unspecified or address.is_multicast:
+            raise TestnetError(
+                f"host {host!r} is not an address a peer can dial; give each node's own",
+                "bad_hosts",
+            )
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+            raise TestnetError(f"host {host!r}: IPv6 zones are not supported", "bad_hosts")
+        return address.compressed
+    labels = text.split(".")
+    # an all-numeric last label reads as a (bad) IPv4 address, not a name (RFC 3696)
+    if (
+        not text
+        or len(text) > _MAX_DNS_NAME
+        or not all(_DNS_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise TestnetError(
+            f"host {host!r} is neither an IPv4/IPv6 address nor a DNS name", "bad_hosts"
+        )
+    return text.lower()
+
+
+def read_hosts_file(path: Path) -> dict[str, str]:
+    """`bank=host` lines (blank lines and # comments ignored) as {bank: host}, hosts
+    checked; a malformed line, a bank named twice or an unreadable file is `bad_hosts`."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TestnetError(f"cannot read hosts file {path}: {exc}", "bad_hosts") from exc
+    hosts: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        bank, sep, host = (part.strip() for part in line.partition("="))
+        if not sep or not bank or not host:
+            raise TestnetError(
+                f"{path}:{number}: expected bank=host, got {raw.strip()!r}", "bad_hosts"
+            )
+        bank = bank.lower()
+        if bank in hosts:
+            raise TestnetError(f"{path}:{number}: bank {bank} is named twice", "bad_hosts")
+        try:
+            hosts[bank] = check_host(host)
+        except TestnetError as exc:
+            raise TestnetError(f"{path}:{number}: {exc.message}", "bad_hosts") from exc
+    return hosts
+
+
+def assign_hosts(hosts: Sequence[str] | Mapping[str, str], nodes: Sequence[NodeEntry]) -> list[str]:
+    """Each node's host, in the order of `nodes`, from a list in that order or a mapping
+    bank -> host naming every node exactly once; checked (`check_host`) and distinct
+    (every node uses the same ports, so two on one address would clash)."""
+    names = ", ".join(node.bank for node in nodes)
+    if isinstance(hosts, Mapping):
+        unknown = sorted(set(hosts) - {node.bank for node in nodes})
+        if unknown:
+            raise TestnetError(
+                f"no node for bank {', '.join(unknown)} in the hosts file; the nodes are {names}",
+                "bad_hosts",
+            )
+        missing = [node.bank for node in nodes if node.bank not in hosts]
+        if missing:
+            raise TestnetError(
+                f"the hosts file names no host for {', '.join(missing)}; the nodes are {names}",
+                "bad_hosts",
+            )
+        listed = [hosts[node.bank] for node in nodes]
+    else:
+        if isinstance(hosts, str):
+            raise TypeError("hosts: a sequence of hosts, not one string")
+        listed = list(hosts)
+        if len(listed) != len(nodes):
+            raise TestnetError(
+                f"{len(listed)} hosts for {len(nodes)} nodes ({names}): give one per node, "
+                "in that order",
+                "bad_hosts",
+            )
+    checked = [check_host(host) for host in listed]
+    seen: dict[str, str] = {}
+    for node, host in zip(nodes, checked, strict=True):
+        if host in seen:
+            raise TestnetError(
+                f"host {host} is given to both {seen[host]} and {node.bank}: every node "
+                "uses the same ports, so each needs its own address",
+                "bad_hosts",
+            )
+        seen[host] = node.bank
+    return checked
+
+
+def format_url_host(host: str) -> str:
+    """`host` as it goes in a URL: IPv6 in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _clear_home(home: Path, force: bool) -> None:
@@ -302,24 +479,36 @@ def _clear_home(home: Path, force: bool) -> None:
 
 
 def plan_nodes(
-    banks: Sequence[tuple[str, bool]], base_port: int, *, tls: bool = False
+    banks: Sequence[tuple[str, bool]],
+    base_port: int,
+    *,
+    tls: bool = False,
+    hosts: Sequence[str] | None = None,
 ) -> tuple[NodeEntry, ...]:
     """Order nodes validators first (keeping genesis order) and give each its two ports
-    (and an https:// URL with `tls`)."""
+    (and an https:// URL with `tls`): on 127.0.0.1, two ports apart; with `hosts` (one
+    per node, in this order) each on its host, all on `base_port` and `base_port + 1`."""
     ordered = [b for b in banks if b[1]] + [b for b in banks if not b[1]]
+    if hosts is not None and len(hosts) != len(ordered):
+        raise ValueError(f"{len(hosts)} hosts for {len(ordered)} nodes")
     scheme = "https" if tls else "http"
-    return tuple(
-        NodeEntry(
-            name=code,
-            bank=code,
-            validator=is_validator,
-            dir=f"{NODES_DIR}/{code}",
-            http_url=f"{scheme}://{HOST}:{base_port + 2 * i + 1}",
-            p2p_port=base_port + 2 * i,
-            http_port=base_port + 2 * i + 1,
+    nodes = []
+    for i, (code, is_validator) in enumerate(ordered):
+        host = HOST if hosts is None else hosts[i]
+        p2p_port = base_port + 2 * i if hosts is None else base_port
+        nodes.append(
+            NodeEntry(
+                name=code,
+                bank=code,
+                validator=is_validator,
+                dir=f"{NODES_DIR}/{code}",
+                http_url=f"{scheme}://{format_url_host(host)}:{p2p_port + 1}",
+                p2p_port=p2p_port,
+                http_port=p2p_port + 1,
+                host=host,
+            )
         )
-        for i, (code, is_validator) in enumerate(ordered)
-    )
+    return tuple(nodes)
 
 
 def _write_home(
@@ -330,9 +519,10 @@ def _write_home(
     consensus: ConsensusConfig,
     *,
     tls: bool,
+    hosts: Sequence[str] | None = None,
 ) -> Manifest:
     banks = [(bank.code, bank.validator) for bank in genesis.banks]
-    nodes = plan_nodes(banks, base_port, tls=tls)
+    nodes = plan_nodes(banks, base_port, tls=tls, hosts=hosts)
     manifest = Manifest(genesis.chain_id, genesis.genesis_time, base_port, nodes)
     home.mkdir(parents=True, exist_ok=True)
     save_genesis_file(home / GENESIS_FILE, genesis)
@@ -355,9 +545,9 @@ def _write_node(
     node_dir.mkdir(parents=True)
     write_key_file(node_dir / NODE_KEY_FILE, keys.node)
     write_key_file(node_dir / OPERATOR_KEY_FILE, keys.operator)
-    http_config = HttpConfig(host=HOST, port=node.http_port)
+    http_config = HttpConfig(host=node.host, port=node.http_port)
     if ca is not None:
-        cert, key = _write_node_cert(ca, node_dir, node.name, HOST)
+        cert, key = _write_node_cert(ca, node_dir, node.name, node.host)
         http_config = replace(http_config, tls_cert=cert, tls_key=key)
     config = NodeConfig(
         name=node.name,
@@ -370,9 +560,9 @@ def _write_node(
         log_file=LOG_FILE,
         http=http_config,
         p2p=P2PConfig(
-            host=HOST,
+            host=node.host,
             port=node.p2p_port,
-            peers=tuple(f"{HOST}:{peer.p2p_port}" for peer in nodes if peer is not node),
+            peers=tuple(peer.p2p_address for peer in nodes if peer is not node),
         ),
         consensus=consensus,
     )
