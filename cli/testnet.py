@@ -220,6 +220,46 @@ def _print_trust(ca: Path, url: str) -> None:
     click.echo(f"  curl:                curl --cacert {ca} {url}/v1/status")
 
 
+@testnet.command("bundle")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to write: one subfolder per node, to copy to that node's host.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing bundle in --out.")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The project's source tree to package (default: the one bakong runs from).",
+)
+@home_option
+def bundle_command(out: Path, force: bool, source: Path | None, home: Path) -> None:
+    """Pack each node of HOME for its own host (after `init --hosts`).
+
+    OUT/<node>/ holds the node's home (node.toml, genesis, its own keys and TLS files:
+    nothing of the other nodes, not the wallet, not the CA key), a systemd unit
+    bakong-<node>.service (user bakong, home /var/lib/bakong/<node>), and compose.yaml
+    with a Containerfile (and Dockerfile) that installs the package from src/.
+    OUT/README.md says how to start each node with systemctl or `docker compose up`.
+    Folders are 0700, secrets 0600. An existing non-empty OUT is refused unless
+    --force (which replaces only a former bundle).
+    """
+    from cli.devnet.bundle import bundle_testnet
+
+    with _user_errors():
+        bundle = bundle_testnet(home, out, force=force, source=source)
+    for node in bundle.nodes:
+        click.echo(f"{node.name}: {node.dir} (for {node.host}; {node.unit_name}, compose.yaml)")
+    if bundle.local_only:
+        click.echo(
+            "warning: every node listens on 127.0.0.1 (made without --hosts): they reach each "
+            "other only on one machine",
+            err=True,
+        )
+    click.echo(f"how to start each node on its host: {bundle.out / 'README.md'}")
+
+
 @testnet.command("up")
 @click.option(
     "--timeout",
