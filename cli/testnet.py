@@ -224,7 +224,8 @@ def _print_trust(ca: Path, url: str) -> None:
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    # not file_okay=False: an existing file is our one-line bundle_exists
+    type=click.Path(path_type=Path),
     help="Folder to write: one subfolder per node, to copy to that node's host.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing bundle in --out.")
