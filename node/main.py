@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import ssl
 import sys
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -15,9 +18,28 @@ from aiohttp import web
 from ledger.errors import StoreError
 from node.api import NODE
 from node.app import create_app
-from node.config import NodeConfig, TlsConfigError, load_config
+from node.config import ConfigError, NodeConfig, TlsConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Test mode only (the nemesis, docs/reliability.md): with BAKONG_TEST_MODE=1, the node's
+# clock runs BAKONG_TEST_CLOCK_SKEW_MS milliseconds (negative: behind) off the system's.
+TEST_MODE_ENV = "BAKONG_TEST_MODE"
+CLOCK_SKEW_ENV = "BAKONG_TEST_CLOCK_SKEW_MS"
+
+
+def get_test_clock(env: Mapping[str, str]) -> tuple[Callable[[], int] | None, int]:
+    """The skewed clock and its skew when test mode asks for one, else (None, 0). Without
+    BAKONG_TEST_MODE=1 the skew variable is ignored; a skew that is not an integer is a
+    ConfigError (one line, before the node starts)."""
+    raw = env.get(CLOCK_SKEW_ENV, "").strip()
+    if env.get(TEST_MODE_ENV) != "1" or not raw:
+        return None, 0
+    try:
+        skew = int(raw)
+    except ValueError:
+        raise ConfigError(f"{CLOCK_SKEW_ENV}: expected an integer (ms), got {raw!r}") from None
+    return (lambda: int(time.time() * 1000) + skew), skew
 
 
 def setup_logging(config: NodeConfig) -> None:
@@ -62,8 +84,12 @@ def load_server_tls(config: NodeConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(config: NodeConfig, tls: ssl.SSLContext | None = None) -> None:
-    app = create_app(config)
+async def serve(
+    config: NodeConfig,
+    tls: ssl.SSLContext | None = None,
+    clock_ms: Callable[[], int] | None = None,
+) -> None:
+    app = create_app(config, clock_ms)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(
@@ -101,7 +127,12 @@ def run_node(config_path: Path) -> None:
     """Raises ConfigError (TlsConfigError among them) before anything starts; the caller
     prints it as one line."""
     config = load_config(config_path)
+    clock_ms, skew = get_test_clock(os.environ)
     setup_logging(config)
+    if clock_ms is not None:
+        logging.getLogger("bakong.node").warning(
+            "test mode: the node's clock is %+d ms off the system clock", skew
+        )
     try:
         tls = load_server_tls(config)
     except TlsConfigError as exc:
@@ -114,7 +145,7 @@ def run_node(config_path: Path) -> None:
     except ImportError:
         pass
     try:
-        asyncio.run(serve(config, tls))
+        asyncio.run(serve(config, tls, clock_ms))
     except NodeFailed as exc:
         cause = exc.args[0]
         print(f"error: node_failed: consensus stopped: {cause}; restart the node", file=sys.stderr)
