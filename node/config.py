@@ -186,7 +186,10 @@ class NodeConfig:
     @property
     def http_url(self) -> str:
         scheme = "https" if self.http.tls else "http"
-        return f"{scheme}://{self.http.host}:{self.http.port}"
+        host = self.http.host
+        # an IPv6 literal goes in brackets in a URL
+        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{scheme}://{shown}:{self.http.port}"
 
 
 _SECTIONS: dict[str, type] = {

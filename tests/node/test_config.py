@@ -131,3 +131,14 @@ def test_invalid_server_tls_not_pem(tmp_path: Path) -> None:
     path = write_config(tmp_path, 'tls_cert = "tls/node.crt"\ntls_key = "tls/node.key"\n')
     with pytest.raises(TlsConfigError, match="expected a PEM certificate"):
         load_server_tls(load_config(path))
+
+
+def test_http_url_brackets_ipv6(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from node.config import HttpConfig, NodeConfig
+
+    base = NodeConfig(name="n", bank="aba", path=tmp_path / "node.toml")
+    assert base.http_url == "http://127.0.0.1:26657"
+    v6 = replace(base, http=HttpConfig(host="fd00::5", port=80))
+    assert v6.http_url == "http://[fd00::5]:80"
