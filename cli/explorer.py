@@ -1,4 +1,4 @@
-"""`bakong explorer blocks|block|tx|account|follow`: read the chain through a node's API.
+"""`bakong explorer blocks|block|tx|account|follow|web`: read the chain through a node's API.
 
 Tables for people, the contract's JSON shapes with --json. Hashes are shortened in
 tables only; JSON always carries them whole. People read local ISO times and amounts
@@ -424,3 +424,25 @@ def print_followed(
 def describe_rejection(entry: Mapping[str, Any]) -> str:
     message = f": {entry['message']}" if entry.get("message") else ""
     return f"rejected {short(entry.get('hash'))}  {entry.get('error')}{message}"
+
+
+@explorer.command("web")
+@click.option("--open", "open_browser", is_flag=True, help="Open it in the default browser.")
+@node_option
+@json_option
+@home_option
+def web(open_browser: bool, node_url: str | None, as_json: bool, home: Path) -> None:
+    """Print the URL of the web explorer of the first node that answers (every node
+    serves one at /): --json prints {"url", "node", "height"}."""
+    with user_errors():
+        client = NodeClient(home, node_url)
+        status = client.get_status()
+    url = f"{client.url}/"
+    if as_json:
+        click.echo(
+            json.dumps({"url": url, "node": status.get("node"), "height": status.get("height")})
+        )
+    else:
+        click.echo(url)
+    if open_browser and click.launch(url) != 0:
+        click.echo("could not start a browser here: open the URL above yourself", err=True)
