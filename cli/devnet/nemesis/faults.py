@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from cli.devnet.nemesis.cluster import Cluster
@@ -151,6 +151,12 @@ class Nemesis:
         (height + round) over the validator list, whose order is learned from recent
         blocks (proposer and commit round); else the last block's proposer."""
         views = self.observer.snapshot()
+        for name in views:  # fresher than the observer's last poll: blocks come fast
+            status = self.cluster.status(name, timeout=0.5)
+            if status is not None:
+                views[name] = replace(
+                    views[name], height=status.get("height"), round=status.get("round")
+                )
         heights = [v.height for v in views.values() if v.height is not None]
         validators = self.cluster.validators
         if not heights:

@@ -43,7 +43,7 @@ from genesis.load import load_genesis_file
 from node.keyfile import read_key_file
 
 DEFAULT_FAULTS: Final = ("partition", "kill", "pause", "skew")
-DISK_BYTES: Final = 256 * 1024 * 1024
+DEFAULT_DISK_MB: Final = 256
 _CONVERGE_TIMEOUT_S: Final = 90.0
 _PAGE: Final = 1000
 
@@ -65,6 +65,8 @@ class Options:
     op_timeout_s: float = 10.0
     liveness_bound_s: float = checker.DEFAULT_LIVENESS_BOUND_S
     p2p: dict[str, int] = field(default_factory=dict)
+    # each node's data directory is a tmpfs this large when the disk fault is on
+    disk_mb: int = DEFAULT_DISK_MB
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -87,9 +89,12 @@ def run(options: Options, progress: Progress = lambda line: None) -> dict[str, A
     history = History(out / "history.jsonl")
     history.add("config", value=options.to_json())
     rng = random.Random(options.seed)
-    disk = DISK_BYTES if "disk" in options.faults else None
+    disk = options.disk_mb * 1024 * 1024 if "disk" in options.faults else None
+    run_id = None
     try:
         with Cluster.create(out, p2p=options.p2p, disk_bytes=disk) as cluster:
+            run_id = cluster.network.run_id
+            history.add("network", value={"run_id": run_id, "subnet": cluster.network.subnet})
             progress(
                 f"network {cluster.network.run_id}: {len(cluster.names)} nodes on "
                 f"{cluster.network.subnet}.0/24, home {cluster.home}"
@@ -105,7 +110,7 @@ def run(options: Options, progress: Progress = lambda line: None) -> dict[str, A
     progress("checking")
     result = checker.check(data, params)
     result["run"] = {"seed": options.seed, "duration_s": options.duration,
-                     "faults": list(options.faults)}  # fmt: skip
+                     "faults": list(options.faults), "run_id": run_id}  # fmt: skip
     (out / "checks.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out / "chains.json").write_text(
         json.dumps({"blocks": data.blocks, "chains": data.chains}, sort_keys=True) + "\n"
@@ -276,6 +281,8 @@ def _parse_p2p(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--liveness-bound", type=float, default=checker.DEFAULT_LIVENESS_BOUND_S,
               show_default=True, help="Seconds from a heal to the first commit.")  # fmt: skip
 @click.option("--p2p", "p2p", multiple=True, help="node.toml [p2p] KEY=MS for every node.")
+@click.option("--disk-mb", type=click.IntRange(16, 65536), default=DEFAULT_DISK_MB,
+              show_default=True, help="Size of each node's tmpfs (disk fault).")  # fmt: skip
 def main(
     duration: float,
     faults: str,
@@ -287,6 +294,7 @@ def main(
     quiet_seconds: str,
     liveness_bound: float,
     p2p: tuple[str, ...],
+    disk_mb: int,
 ) -> None:
     """Run the bank workload under a schedule of faults on a 4+1 network in network
     namespaces (root), heal, check, and write a report; exit 1 on any violation."""
@@ -303,6 +311,7 @@ def main(
         quiet_s=_parse_range(quiet_seconds),
         liveness_bound_s=liveness_bound,
         p2p=_parse_p2p(p2p),
+        disk_mb=disk_mb,
     )
 
     def say(line: str) -> None:

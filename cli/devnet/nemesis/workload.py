@@ -332,6 +332,9 @@ class Client(threading.Thread):
         else:
             setattr(self.stats, outcome.type, getattr(self.stats, outcome.type) + 1)
             self._resync_nonce(account.id, nonce)
+            if outcome.type == "fail" and "nonce" in (outcome.error or ""):
+                # an earlier tx of this nonce is still pending somewhere: let it settle
+                self.stop_event.wait(self.rng.uniform(0.2, 0.6))
 
     def _resync_nonce(self, account: str, tried: int) -> None:
         """After a failure or an unknown outcome: the committed nonce as the nodes see it
