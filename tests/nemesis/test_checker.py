@@ -299,3 +299,11 @@ def test_a_client_error_is_reported() -> None:
     data.records.append({"t": 9.0, "wall_ms": WALL0, "type": "client_error", "process": 0,
                          "error": "KeyError('nonce')"})  # fmt: skip
     assert anomaly_kinds(data, "workload") == ["client_error"]
+
+
+def test_a_failure_of_the_nemesis_itself_is_reported() -> None:
+    data = doctored()
+    data.records.append({"t": 9.0, "wall_ms": WALL0, "type": "nemesis_error",
+                         "error": "OSError(28, 'No space left on device')"})  # fmt: skip
+    assert anomaly_kinds(data, "nemesis_ran_cleanly") == ["nemesis_error"]
+    assert not check(data, PARAMS)["valid"]

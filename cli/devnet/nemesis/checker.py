@@ -335,7 +335,8 @@ def check_liveness_after_heal(data: RunData, params: Params) -> Verdict:
     height any node reports grows, after the heal)."""
     verdict = Verdict()
     commits = _commit_times(data)
-    delays = []
+    delays: list[float | None] = []
+    recoveries: list[dict[str, Any]] = []
     for start, stop in _faults(data):
         if stop is None:
             verdict.anomalies.append({"kind": "never_healed", "fault": start})
@@ -345,6 +346,10 @@ def check_liveness_after_heal(data: RunData, params: Params) -> Verdict:
         after = next((t for t, _ in commits if t >= healed), None)
         delay = None if after is None else round(after - healed, 3)
         delays.append(delay)
+        recoveries.append(
+            {"id": start["id"], "fault": start.get("fault"), "variant": start.get("variant"),
+             "keeps_quorum": start.get("keeps_quorum"), "s": delay}
+        )  # fmt: skip
         if delay is None or delay > params.liveness_bound_s:
             verdict.anomalies.append(
                 {
@@ -361,6 +366,9 @@ def check_liveness_after_heal(data: RunData, params: Params) -> Verdict:
     verdict.notes["bound_s"] = params.liveness_bound_s
     verdict.notes["max_s"] = max(measured, default=None)
     verdict.notes["delays_s"] = delays
+    broken = [r["s"] for r in recoveries if not r["keeps_quorum"] and r["s"] is not None]
+    verdict.notes["max_after_lost_quorum_s"] = max(broken, default=None)
+    verdict.notes["recoveries"] = recoveries
     return verdict
 
 
@@ -465,8 +473,19 @@ def check_workload(data: RunData, params: Params) -> Verdict:
     return verdict
 
 
+def check_nemesis(data: RunData, params: Params) -> Verdict:
+    """The nemesis itself ran every fault it started to its heal without failing."""
+    verdict = Verdict()
+    verdict.checked = len(_faults(data))
+    for r in data.records:
+        if r["type"] == "nemesis_error":
+            verdict.anomalies.append({"kind": "nemesis_error", "t": r["t"], "error": r["error"]})
+    return verdict
+
+
 CHECKS: Final[dict[str, Callable[[RunData, Params], Verdict]]] = {
     "workload": check_workload,
+    "nemesis_ran_cleanly": check_nemesis,
     "acked_txs_committed_once": check_acked_once,
     "failed_txs_not_committed": check_failed_absent,
     "no_tx_applied_twice": check_no_duplicates,

@@ -293,21 +293,24 @@ class Cluster:
         return self.config(name).data_path
 
     def fill_disk(self, name: str) -> int:
-        """Fill `name`'s tmpfs with a filler file; the bytes it took."""
+        """Fill `name`'s tmpfs with a filler file (unbuffered: nothing is left to flush
+        into a full disk); the bytes it took."""
         path = self.data_dir(name) / FILLER_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         written = 0
-        with path.open("wb") as f:
-            stat = os.statvfs(path)
+        try:
+            stat = os.fstatvfs(fd)
             free = stat.f_bavail * stat.f_frsize
             with contextlib.suppress(OSError):
-                os.posix_fallocate(f.fileno(), 0, max(free, 1))
+                os.posix_fallocate(fd, 0, max(free, 1))
                 written = free
-            chunk = b"\0" * 65536
+            os.lseek(fd, 0, os.SEEK_END)
+            chunk = b"\0" * 4096
             with contextlib.suppress(OSError):
-                while True:
-                    f.seek(0, os.SEEK_END)
-                    written += f.write(chunk)
-                    f.flush()
+                while (n := os.write(fd, chunk)) > 0:
+                    written += n
+        finally:
+            os.close(fd)
         return written
 
     def free_disk(self, name: str) -> None:

@@ -18,6 +18,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -152,26 +153,37 @@ def _exercise(
         cluster, history, observer, rng, max_clock_skew_ms=genesis.params.max_clock_skew_ms
     )
     try:
-        # a short run-in without faults, then the schedule
-        stop_nemesis.wait(2.0)
-        until = time.monotonic() + options.duration
-        progress(f"nemesis: {', '.join(options.faults)} for {options.duration:g}s")
-        nemesis.run(
-            options.faults, until, fault_s=options.fault_s, quiet_s=options.quiet_s,
-            stop=stop_nemesis,
-        )  # fmt: skip
+        try:
+            # a short run-in without faults, then the schedule
+            stop_nemesis.wait(2.0)
+            until = time.monotonic() + options.duration
+            progress(f"nemesis: {', '.join(options.faults)} for {options.duration:g}s")
+            nemesis.run(
+                options.faults, until, fault_s=options.fault_s, quiet_s=options.quiet_s,
+                stop=stop_nemesis,
+            )  # fmt: skip
+        except Exception as exc:
+            # a failure of the nemesis itself: recorded (the check fails), healed, and the
+            # run still checked, so a long soak keeps what it found
+            history.add("nemesis_error", error=repr(exc)[:500], trace=traceback.format_exc())
+            progress(f"the nemesis failed: {exc!r}; healing and checking what ran")
+        finally:
+            nemesis.heal_all()
+            history.add("nemesis", f="healed_all")
+        progress(f"healed; {options.recovery_s:g}s of workload to recover")
+        stop_clients.wait(options.recovery_s)
     finally:
-        nemesis.heal_all()
-        history.add("nemesis", f="healed_all")
-    progress(f"healed; {options.recovery_s:g}s of workload to recover")
-    stop_clients.wait(options.recovery_s)
-    stop_clients.set()
-    for client in clients:
-        client.join(timeout=options.op_timeout_s + 15)
+        stop_clients.set()
+        for client in clients:
+            client.join(timeout=options.op_timeout_s + 15)
+        if any(client.is_alive() for client in clients):
+            history.add("client_error", process=-1, error="a client did not stop")
     progress("workload stopped; waiting for the nodes to converge")
-    final = _wait_converged(cluster, accounts=[a.id for a in accounts], nodes=nodes)
+    try:
+        final = _wait_converged(cluster, accounts=[a.id for a in accounts], nodes=nodes)
+    finally:
+        observer.stop()
     final["max_clock_skew_ms"] = genesis.params.max_clock_skew_ms
-    observer.stop()
     history.add("final", f="converged", value=final)
     progress(f"converged: {final['converged']} in {final['converge_s']}s; reading chains")
     chains, blocks = read_chains(cluster)

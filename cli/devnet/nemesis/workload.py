@@ -100,8 +100,11 @@ def submit(nodes: Nodes, node: str, tx: SignedTx) -> Outcome | None:
     try:
         nodes.post_tx(node, tx)
     except NodeReplyError as exc:
-        # a 4xx: refused before it was admitted anywhere (we send each tx to one node)
-        kind = "info" if exc.status >= 500 or exc.status == 0 else "fail"
+        # a 4xx in the node's envelope: refused before it was admitted anywhere (we send
+        # each tx to one node). A bare HTTP error is not the node's word (something else
+        # answered on the path): unknown, like a 5xx.
+        definite = 400 <= exc.status < 500 and exc.code != "http_error"
+        kind = "fail" if definite else "info"
         return Outcome(kind, error=f"{exc.code}: {exc.message}"[:200])
     except NodeUnreachable as exc:
         # no connection at all: nothing was sent; anything later: unknown
