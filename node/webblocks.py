@@ -285,11 +285,11 @@ async def block_page(request: web.Request) -> web.Response:
 
 
 def _prev_link(height: int, prev_hash: str) -> Markup:
+    """The previous block and the hash this one names (the genesis' for block 1)."""
+    hash_code = tag("code", prev_hash)
     if height == 1:
-        return join(["the genesis ", tag("code", short(prev_hash))])
-    return join(
-        [link(block_url(height - 1), f"block {height - 1}"), " ", tag("code", short(prev_hash))]
-    )
+        return join(["the genesis: ", hash_code])
+    return join([link(block_url(height - 1), f"block {height - 1}"), ": ", hash_code])
 
 
 def _prev_next(height: int, tip: int) -> Markup:
