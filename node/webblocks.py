@@ -134,7 +134,7 @@ def _validators_table(status: dict[str, Any]) -> Markup:
         rows = [(v["name"], "no commit yet") for v in status["validators"]]
     else:
         rows = [
-            (v["name"], badge("signed", "ok") if v["signed"] else badge("missing", "bad"))
+            (v["name"], badge("signed", "ok") if v["signed"] else badge("not in the commit", "bad"))
             for v in status["validators"]
         ]
     return table(("validator", "signed the last commit"), rows, body_id="validators")
@@ -338,14 +338,18 @@ def _signatures(node: Node, height: int) -> Markup:
     rows = [
         (
             name,
-            badge("signed", "ok") if sig else badge("did not sign", "bad"),
+            badge("signed", "ok") if sig else badge("not in the commit", "bad"),
             tag("code", short(sig.hex())) if sig else "-",
             tag("code", short(key.hex())),
         )
         for name, key, sig in signers
     ]
     count = sum(1 for _, _, sig in signers if sig)
-    summary = tag("p", f"{count} of {len(signers)} validators signed, in round {commit.round}.")
+    summary = tag(
+        "p",
+        f"{count} of {len(signers)} validators signed, in round {commit.round} (a commit "
+        "carries the first 2f+1 signatures: one not in it may still have voted).",
+    )
     return join([summary, table(("validator", "commit", "signature", "public key"), rows)])
 
 

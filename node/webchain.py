@@ -77,6 +77,17 @@ def read_block_txs(node: Node, height: int, start: int, count: int) -> tuple[int
     return len(raw_txs), [SignedTx.decode(expect_bytes_max(r, MAX_TX_BYTES, "tx")) for r in page]
 
 
+def read_last_txs(node: Node, height: int, count: int) -> list[tuple[SignedTx, int]]:
+    """(tx, position) of the last `count` txs of the block at `height`, newest first."""
+    raw = node.store.get(make_block_key(height))
+    if raw is None or count <= 0:
+        return []
+    _, raw_txs = _unpack_block(raw)
+    first = max(0, len(raw_txs) - count)
+    txs = [SignedTx.decode(expect_bytes_max(r, MAX_TX_BYTES, "tx")) for r in raw_txs[first:]]
+    return [(tx, first + i) for i, tx in enumerate(txs)][::-1]
+
+
 class ChainWindow:
     """Summaries of the recent blocks, oldest first: read from the store when a page or
     the live feed asks (`advance`), at most `MAX_WINDOW` kept."""
@@ -137,10 +148,7 @@ def latest_txs(node: Node, tip: int, limit: int) -> list[tuple[SignedTx, int, in
     through at most `MAX_TX_SCAN_BLOCKS` blocks."""
     found: list[tuple[SignedTx, int, int]] = []
     for height in range(tip, max(0, tip - MAX_TX_SCAN_BLOCKS), -1):
-        count, _ = read_block_txs(node, height, 0, 0)
-        first = max(0, count - (limit - len(found)))
-        _, txs = read_block_txs(node, height, first, limit - len(found))
-        found.extend((tx, height, first + i) for i, tx in reversed(list(enumerate(txs))))
+        found += [(tx, height, at) for tx, at in read_last_txs(node, height, limit - len(found))]
         if len(found) >= limit:
             break
     return found

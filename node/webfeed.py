@@ -27,7 +27,7 @@ from ledger.tx import SignedTx
 from node import views
 from node.api import NODE, error_response
 from node.runtime import Node
-from node.webchain import WINDOW_MS, ChainWindow, latest_txs, network_status, read_block_txs
+from node.webchain import WINDOW_MS, ChainWindow, latest_txs, network_status, read_last_txs
 from node.webwords import describe
 
 log = logging.getLogger("bakong.web")
@@ -157,15 +157,12 @@ class Feed:
         status = network_status(self.node) if fresh or self._status_due() else None
         decimals = views.get_decimals(self.node.store) if fresh else {}
         for summary in fresh:
-            count, txs = read_block_txs(
-                self.node, summary.height, max(0, summary.txs - EVENT_TXS), EVENT_TXS
-            )
-            first = count - len(txs)
-            items = [tx_item(tx, summary.height, first + i, decimals) for i, tx in enumerate(txs)]
+            newest = read_last_txs(self.node, summary.height, EVENT_TXS)
+            items = [tx_item(tx, summary.height, at, decimals) for tx, at in newest]
             data = {
                 "now": self.now_ms(),
                 "block": summary.to_json(),
-                "txs": items[::-1],
+                "txs": items,
                 "status": status,
             }
             self.hub.publish(encode_event("block", data))
@@ -218,6 +215,9 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         await _pump(request, subscriber, stream)
     except (ConnectionError, TimeoutError):
         pass  # the client went away or stopped reading: its stream ends
+    except Exception:
+        # the headers are sent: an error can only end the stream (the browser reconnects)
+        log.exception("the explorer's live feed failed a stream")
     finally:
         feed.hub.unsubscribe(subscriber)
     return stream

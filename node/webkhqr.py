@@ -4,6 +4,7 @@ a paid one (`?md5=`: the payment carries the code)."""
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any, Final
 
@@ -37,6 +38,7 @@ from node.webpage import MAX_QUERY, PageError, group_amount, html_page, node_of,
 from node.webwords import amount_words
 
 PAYMENTS_SHOWN: Final = 20
+QR_CACHE: Final = 64
 
 
 @html_page
@@ -236,8 +238,11 @@ def _payments_table(payments: list[dict[str, Any]]) -> Markup:
     return table(("tx", "from", "amount", "block", "time"), rows)
 
 
+@functools.lru_cache(maxsize=QR_CACHE)
 def _qr_svg(text: str) -> Markup:
-    """The code drawn as SVG (paths only: nothing of the text is in the markup)."""
+    """The code drawn as SVG (paths only: nothing of the text is in the markup). Drawing
+    takes tens of milliseconds, and a code's page reloads when it is paid: the last
+    drawings are kept."""
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
     out = io.BytesIO()
     image.save(out)

@@ -39,7 +39,7 @@
         E.el("td", {}, v.name),
         E.el("td", {}, status.height === 0 ? "no commit yet"
           : E.el("span", { class: v.signed ? "badge ok" : "badge bad" },
-            v.signed ? "signed" : "missing")))));
+            v.signed ? "signed" : "not in the commit")))));
     }
   }
 

@@ -186,14 +186,15 @@ def test_screenshots(desktop: Any, web_net: WebNet, story: Story, tmp_path: Path
     """The pages docs/explorer.md shows, at desktop and phone width."""
     folder = Path(os.environ.get("BAKONG_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    pages = {k: v for k, v in _pages(story).items() if k in ("network", "block", "tx", "khqr")}
-    for width, suffix in ((1280, ""), (375, "-phone")):
-        for name, path in pages.items():
-            desktop.set_window_size(width, 900)
-            open_page(desktop, web_net, path)
-            if name == "network":
-                until(desktop, is_live, "the live feed to connect")
-            height = desktop.execute_script("return document.documentElement.scrollHeight")
-            desktop.set_window_size(width, min(int(height) + 120, 4000))
-            target = folder / f"{name}{suffix}.png"
-            assert desktop.save_screenshot(str(target)) and target.stat().st_size > 10_000
+    pages = _pages(story)
+    shots = [(1280, name, "") for name in ("network", "block", "tx", "khqr")]
+    shots += [(375, name, "-phone") for name in ("network", "tx")]
+    for width, name, suffix in shots:
+        desktop.set_window_size(width, 900)
+        open_page(desktop, web_net, pages[name])
+        if name == "network":
+            until(desktop, is_live, "the live feed to connect")
+        height = desktop.execute_script("return document.documentElement.scrollHeight")
+        desktop.set_window_size(width, min(int(height) + 120, 4000))
+        target = folder / f"{name}{suffix}.png"
+        assert desktop.save_screenshot(str(target)) and target.stat().st_size > 10_000
