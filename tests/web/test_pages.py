@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from click.testing import CliRunner
 
+from cli.main import cli
 from ledger.khqr import decode_khqr
 from node.webfeed import MAX_CLIENTS
 from tests.node.netutil import wait_for
@@ -352,3 +354,13 @@ def test_events_bound_their_clients(web_net: WebNet) -> None:
 
     # a closed stream frees its place within seconds
     wait_for(accepted, 30, "a stream accepted after the others closed")
+
+
+def test_explorer_web_prints_the_url(web_net: WebNet) -> None:
+    found = web_net.run("explorer", "web")
+    assert found["url"] == web_net.url + "/" and found["node"] == web_net.manifest.nodes[0].name
+    env = {"BAKONG_HOME": str(web_net.home), "BAKONG_NODE": None}
+    plain = CliRunner().invoke(cli, ["explorer", "web"], env=env)
+    assert plain.exit_code == 0 and plain.stdout == found["url"] + "\n"
+    page = urllib.request.urlopen(found["url"], timeout=30)
+    assert "Bakong explorer" in page.read().decode()
