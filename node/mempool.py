@@ -24,7 +24,7 @@ from itertools import islice
 
 from ledger import chain, schema
 from ledger.codec import pack, unpack
-from ledger.errors import BadSignature, LedgerError
+from ledger.errors import BadSignature, LedgerError, StoreError
 from ledger.kv import KeyValueStore, WriteBatch
 from ledger.references import check_command_binding
 from ledger.state import Account, State
@@ -315,9 +315,17 @@ class Mempool:
             admitted.append(pending)
             outcomes.append((tx.hash, None))
         if admitted:
-            with self._store.atomic_batch(sync=False) as batch:
-                for p in admitted:
-                    batch.put(schema.make_mempool_key(p.tx.hash), p.raw)
+            try:
+                with self._store.atomic_batch(sync=False) as batch:
+                    for p in admitted:
+                        batch.put(schema.make_mempool_key(p.tx.hash), p.raw)
+            except StoreError as exc:
+                # Not persisted, so not admitted: nothing of them stays (a tx kept here
+                # would be proposed after its client heard it was not taken).
+                for p in reversed(admitted):
+                    self._remove(p.tx.hash)
+                failed = MempoolError("store_error", f"not admitted: {exc.message}", 503)
+                outcomes = [(h, failed if e is None else e) for h, e in outcomes]
         return outcomes
 
     # The executable/queued split.

@@ -204,6 +204,14 @@ def test_a_node_whose_chain_is_short_is_reported() -> None:
     assert anomaly_kinds(data, "converged") == ["behind"]
 
 
+def test_chains_read_after_convergence_may_have_grown_unevenly() -> None:
+    data = doctored()
+    # the heartbeat committed height 8 while the chains were read: n1 was read later
+    data.blocks[8] = {"hash": "h8", "time": WALL0 + 800, "proposer": "n1", "txs": []}
+    data.chains["n1"][8] = "h8"
+    assert verdicts(data)["converged"]["valid"]
+
+
 def test_a_slow_recovery_after_a_heal_is_reported() -> None:
     data = doctored()
     # nothing commits for 6 s after the disk fault heals (bound 5 s)

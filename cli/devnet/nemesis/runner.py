@@ -30,7 +30,7 @@ import click
 from cli.devnet.nemesis import checker, plot
 from cli.devnet.nemesis.cluster import Cluster
 from cli.devnet.nemesis.faults import FAULT_KINDS, Nemesis
-from cli.devnet.nemesis.history import History
+from cli.devnet.nemesis.history import History, load_history
 from cli.devnet.nemesis.netns import unusable_reason
 from cli.devnet.nemesis.workload import (
     Nodes,
@@ -254,8 +254,40 @@ def read_chains(cluster: Cluster) -> tuple[dict[str, dict[int, str]], dict[int, 
     return chains, blocks
 
 
+def recheck(out: Path, liveness_bound_s: float | None = None) -> dict[str, Any]:
+    """The checks again over a report directory's history.jsonl and chains.json (after
+    a change to the checker); rewrites checks.json and timeline.png."""
+    records = load_history(out / "history.jsonl")
+    saved = json.loads((out / "chains.json").read_text())
+    chains = {n: {int(h): b for h, b in c.items()} for n, c in saved["chains"].items()}
+    blocks = {int(h): b for h, b in saved["blocks"].items()}
+
+    def first(type_: str) -> dict[str, Any]:
+        found: dict[str, Any] = next((r["value"] for r in records if r["type"] == type_), {})
+        return found
+
+    final, config, network = first("final"), first("config"), first("network")
+    bound = liveness_bound_s or config.get("liveness_bound_s", checker.DEFAULT_LIVENESS_BOUND_S)
+    params = checker.Params(
+        max_clock_skew_ms=final.get("max_clock_skew_ms", 60_000), liveness_bound_s=bound
+    )
+    result = checker.check(checker.RunData(records, chains, blocks, final), params)
+    result["run"] = {"seed": config.get("seed"), "duration_s": config.get("duration"),
+                     "faults": config.get("faults"), "run_id": network.get("run_id")}  # fmt: skip
+    (out / "checks.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    plot.draw_timeline(records, out / "timeline.png")
+    return result
+
+
 # ---------------------------------------------------------------------------------------
 # the command
+
+
+def _recheck(out: Path, liveness_bound: float) -> dict[str, Any]:
+    try:
+        return recheck(out, liveness_bound)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"cannot check {out} again: {exc!r}", "bad_report") from exc
 
 
 def _parse_range(text: str) -> tuple[float, float]:
@@ -293,6 +325,8 @@ def _parse_p2p(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--liveness-bound", type=float, default=checker.DEFAULT_LIVENESS_BOUND_S,
               show_default=True, help="Seconds from a heal to the first commit.")  # fmt: skip
 @click.option("--p2p", "p2p", multiple=True, help="node.toml [p2p] KEY=MS for every node.")
+@click.option("--recheck", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="Only check an earlier run's report directory again.")  # fmt: skip
 @click.option("--disk-mb", type=click.IntRange(16, 65536), default=DEFAULT_DISK_MB,
               show_default=True, help="Size of each node's tmpfs (disk fault).")  # fmt: skip
 def main(
@@ -306,6 +340,7 @@ def main(
     quiet_seconds: str,
     liveness_bound: float,
     p2p: tuple[str, ...],
+    recheck: Path | None,
     disk_mb: int,
 ) -> None:
     """Run the bank workload under a schedule of faults on a 4+1 network in network
@@ -330,7 +365,7 @@ def main(
         click.echo(f"[{time.strftime('%H:%M:%S')}] {line}", err=True)
 
     try:
-        result = run(options, say)
+        result = run(options, say) if recheck is None else _recheck(recheck, liveness_bound)
     except CliError as exc:
         click.echo(f"error: {exc.code}: {exc.message}", err=True)
         sys.exit(2)
@@ -338,6 +373,7 @@ def main(
         click.echo(f"error: nemesis_failed: {exc}", err=True)
         sys.exit(2)
     summary = result["summary"]
+    seed, out = result["run"]["seed"], recheck or out
     for name, verdict in result["checks"].items():
         mark = "ok  " if verdict["valid"] else "FAIL"
         click.echo(f"{mark} {name} ({verdict['checked']} checked, "
