@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +204,7 @@ def test_logs_follow_until_ctrl_c(net: Net) -> None:
     env = os.environ | {"BAKONG_HOME": str(net.home)}
     env.pop("BAKONG_NODE", None)
     proc = subprocess.Popen(
-        [BAKONG, "logs", "nbc", "-f", "-n", "0"],
+        [BAKONG, "logs", "nbc", "-f", "-n", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -216,7 +215,9 @@ def test_logs_follow_until_ctrl_c(net: Net) -> None:
     reader = threading.Thread(target=lambda: seen.extend(iter(stdout.readline, b"")))
     reader.start()
     try:
-        time.sleep(0.5)  # the follower has opened the log
+        # the follower runs once it printed the log's last line (starting takes a while
+        # on a busy machine: a fixed sleep was not enough)
+        wait_for(lambda: bool(seen), 60, "the follower printing the log's last line")
         sent = net.ok_json("issue", "--to", "admin@aba", "--asset", "KHR", "--amount", "1")
         block = f"committed block {sent['height']} ".encode()
         wait_for(lambda: any(block in line for line in seen), 30, "the new block in the log")
