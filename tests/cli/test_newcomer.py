@@ -115,8 +115,10 @@ def stalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
 def test_interrupted_wait_prints_the_full_hash(stalled: tuple[Path, str]) -> None:
     home, url = stalled
     before = http(f"{url}/v1/status")[1]["mempool"]
+    # a wait far longer than the test's own deadlines: it is Ctrl-C that ends it
     proc = bakong("transfer", "--from", "admin@aclb", "--to", "admin@nbc", "--asset", "KHR",
-                  "--amount", "1", "--home", str(home), "--node", url)  # fmt: skip
+                  "--amount", "1", "--home", str(home), "--node", url,
+                  "--timeout", "600")  # fmt: skip
     try:
         wait_for(lambda: http(f"{url}/v1/status")[1]["mempool"] > before, 60, "the tx pending")
     except AssertionError:
