@@ -100,8 +100,9 @@ def _nice_max(value: int) -> int:
     return 10 * magnitude
 
 
-def draw_timeline(records: Sequence[dict[str, Any]], path: Path, width: int = 1200) -> None:
-    """The timeline of `records` (a history) as a PNG at `path`."""
+def draw_timeline(records: Sequence[dict[str, Any]], path: Path, width: int | None = None) -> None:
+    """The timeline of `records` (a history) as a PNG at `path`: 1200 pixels wide, or
+    about one pixel a second for runs longer than that (at most 3600)."""
     acked = [r["t"] for r in records if r["type"] == "ok" and r.get("f") == "transfer"]
     commits = []
     top = -1
@@ -120,6 +121,8 @@ def draw_timeline(records: Sequence[dict[str, Any]], path: Path, width: int = 12
             windows.append((starts.pop(r["id"]), r["t"]))
     windows += [(start, end) for start in starts.values()]
     seconds = max(1, math.ceil(end))
+    if width is None:
+        width = max(1200, min(3600, seconds + 100))
 
     left, right, top_margin, gap, panel, bottom = 60, 20, 56, 30, 150, 40
     height = top_margin + 2 * panel + gap + bottom
