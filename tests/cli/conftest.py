@@ -22,7 +22,7 @@ from cli.devnet import testnet as tn
 from cli.main import cli
 from cli.testnet import write_wallet
 from node.config import ConsensusConfig
-from tests.node.netutil import find_free_base
+from tests.node.netutil import init_on_free_ports
 
 FAST = ConsensusConfig(
     timeout_propose_ms=300,
@@ -100,23 +100,9 @@ class Net:
 @pytest.fixture(scope="session")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     home = tmp_path_factory.mktemp("cli-net") / "testnet"
-    manifest = None
-    for attempt in range(5):
-        try:
-            manifest = tn.init_testnet(
-                home,
-                validators=4,
-                observers=1,
-                base_port=find_free_base(2 * NODES),
-                consensus=FAST,
-                force=attempt > 0,
-                wallet=write_wallet,
-            )
-            break
-        except tn.TestnetError as exc:
-            if exc.code != "port_in_use":
-                raise
-    assert manifest is not None, "no free ports for the CLI testnet"
+    manifest = init_on_free_ports(
+        home, validators=4, observers=1, consensus=FAST, wallet=write_wallet
+    )
     try:
         tn.up_testnet(home, timeout=90)
         yield Net(home, manifest)

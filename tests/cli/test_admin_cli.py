@@ -23,29 +23,15 @@ from ledger.crypto import PrivateKey
 from node.config import ConsensusConfig
 from node.keyfile import read_key_file
 from tests.cli.conftest import FAST, Net
-from tests.node.netutil import find_free_base, http, wait_for
+from tests.node.netutil import http, init_on_free_ports, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def start_testnet(home: Path, validators: int, observers: int, consensus: ConsensusConfig) -> Net:
-    manifest = None
-    for attempt in range(5):
-        try:
-            manifest = tn.init_testnet(
-                home,
-                validators=validators,
-                observers=observers,
-                base_port=find_free_base(2 * (validators + observers)),
-                consensus=consensus,
-                force=attempt > 0,
-                wallet=write_wallet,
-            )
-            break
-        except tn.TestnetError as exc:
-            if exc.code != "port_in_use":
-                raise
-    assert manifest is not None, "no free ports for the testnet"
+    manifest = init_on_free_ports(
+        home, validators=validators, observers=observers, consensus=consensus, wallet=write_wallet
+    )
     return Net(home, manifest)
 
 

@@ -17,7 +17,7 @@ import pytest
 from cli.devnet import testnet as tn
 from cli.testnet import write_wallet
 from tests.cli.conftest import FAST, Net
-from tests.node.netutil import find_free_base, http, wait_for
+from tests.node.netutil import http, init_on_free_ports, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,21 +86,9 @@ def test_bare_command_prints_help(args: tuple[str, ...]) -> None:
 def stalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A 2-validator testnet with one validator stopped: nothing commits."""
     home = tmp_path_factory.mktemp("stalled") / "testnet"
-    for attempt in range(5):
-        try:
-            manifest = tn.init_testnet(
-                home,
-                validators=2,
-                observers=0,
-                base_port=find_free_base(4),
-                consensus=FAST,
-                force=attempt > 0,
-                wallet=write_wallet,
-            )
-            break
-        except tn.TestnetError as exc:
-            if exc.code != "port_in_use" or attempt == 4:
-                raise
+    manifest = init_on_free_ports(
+        home, validators=2, observers=0, consensus=FAST, wallet=write_wallet
+    )
     try:
         tn.up_testnet(home, timeout=90)
         second = manifest.nodes[1]

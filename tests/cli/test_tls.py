@@ -34,7 +34,7 @@ from cli.main import cli
 from cli.testnet import write_wallet
 from node.config import load_config
 from tests.cli.conftest import FAST, Net
-from tests.node.netutil import find_free_base
+from tests.node.netutil import find_free_base, init_on_free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.datetime.now(datetime.UTC)
@@ -59,24 +59,9 @@ class TlsNet(Net):
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNet]:
     home = tmp_path_factory.mktemp("tls-net") / "testnet"
-    manifest = None
-    for attempt in range(5):
-        try:
-            manifest = tn.init_testnet(
-                home,
-                validators=2,
-                observers=0,
-                base_port=find_free_base(4),
-                consensus=FAST,
-                force=attempt > 0,
-                wallet=write_wallet,
-                tls=True,
-            )
-            break
-        except tn.TestnetError as exc:
-            if exc.code != "port_in_use":
-                raise
-    assert manifest is not None, "no free ports for the TLS testnet"
+    manifest = init_on_free_ports(
+        home, validators=2, observers=0, consensus=FAST, wallet=write_wallet, tls=True
+    )
     try:
         tn.up_testnet(home, timeout=90)
         yield TlsNet(home, manifest)
@@ -360,16 +345,7 @@ def test_invalid_node_start_without_its_certificate(net: TlsNet, tmp_path: Path)
 
 def test_invalid_up_reports_a_node_without_its_certificate(tmp_path: Path) -> None:
     home = tmp_path / "testnet"
-    for attempt in range(5):  # another test may take the free ports in between
-        try:
-            manifest = tn.init_testnet(
-                home, validators=1, observers=0, base_port=find_free_base(2), tls=True,
-                force=attempt > 0,
-            )  # fmt: skip
-            break
-        except tn.TestnetError as exc:
-            if exc.code != "port_in_use" or attempt == 4:
-                raise
+    manifest = init_on_free_ports(home, validators=1, observers=0, tls=True)
     (tn.get_node_dir(home, manifest.nodes[0]) / "tls" / "node.crt").unlink()
     try:
         result = CliRunner().invoke(

@@ -237,6 +237,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def init_on_free_ports(home: Path, *, validators: int, observers: int, **options: Any) -> Manifest:
+    """`init_testnet` on free ports, trying again (over the old home) when another test
+    took them between the check and the bind."""
+    for attempt in range(5):
+        try:
+            return init_testnet(
+                home,
+                validators=validators,
+                observers=observers,
+                base_port=find_free_base(2 * (validators + observers)),
+                force=attempt > 0,
+                **options,
+            )
+        except TestnetError as exc:
+            if exc.code != "port_in_use" or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def running_testnet(
     tmp: Path,
@@ -248,20 +267,9 @@ def running_testnet(
     """A testnet started in `tmp` (always stopped); `configure` may change every node's
     config before the nodes start."""
     home = tmp / "testnet"
-    for attempt in range(5):
-        try:
-            manifest = init_testnet(
-                home,
-                validators=validators,
-                observers=observers,
-                base_port=find_free_base(2 * (validators + observers)),
-                consensus=consensus,
-                force=attempt > 0,
-            )
-            break
-        except TestnetError as exc:
-            if exc.code != "port_in_use" or attempt == 4:
-                raise
+    manifest = init_on_free_ports(
+        home, validators=validators, observers=observers, consensus=consensus
+    )
     net = Net(home, manifest)
     if configure is not None:
         for node in manifest.nodes:

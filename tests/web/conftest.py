@@ -17,7 +17,7 @@ import pytest
 
 from cli.devnet import testnet as tn
 from cli.testnet import write_wallet
-from tests.node.netutil import FAST, find_free_base
+from tests.node.netutil import FAST, init_on_free_ports
 from tests.web.webutil import CHROMEDRIVER, CHROMIUM, Story, WebNet, browser_missing, tell_story
 
 NODES = 5
@@ -26,23 +26,9 @@ NODES = 5
 @pytest.fixture(scope="package")
 def web_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebNet]:
     home = tmp_path_factory.mktemp("web-net") / "testnet"
-    manifest = None
-    for attempt in range(5):
-        try:
-            manifest = tn.init_testnet(
-                home,
-                validators=4,
-                observers=1,
-                base_port=find_free_base(2 * NODES),
-                consensus=FAST,
-                force=attempt > 0,
-                wallet=write_wallet,
-            )
-            break
-        except tn.TestnetError as exc:
-            if exc.code != "port_in_use":
-                raise
-    assert manifest is not None, "no free ports for the web testnet"
+    manifest = init_on_free_ports(
+        home, validators=4, observers=1, consensus=FAST, wallet=write_wallet
+    )
     try:
         tn.up_testnet(home, timeout=90)
         net = WebNet(home, manifest)
