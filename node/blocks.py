@@ -163,13 +163,24 @@ class BlockJudge:
         self._max_skew_ms = max_clock_skew_ms
 
     def validate(
-        self, block: Block, last_commit: Commit | None, tip: Tip, now_ms: int | None
+        self,
+        block: Block,
+        last_commit: Commit | None,
+        tip: Tip,
+        now_ms: int | None,
+        *,
+        trust_signatures: bool = False,
     ) -> BlockResult:
-        """`now_ms` is None for a synced block: its commit certificate, checked by the
-        caller, vouches for its time and for the commit it names. Execution comes before
-        signature verification: `apply_tx` checks that every key signing a tx is the
-        signer's, so no foreign key is ever verified. The signatures verified here enter
-        the shared cache only once the whole block passed."""
+        """`now_ms` is None for a block decided by a commit certificate (synced, or an
+        observer's): the certificate, checked by the caller, vouches for its time and for
+        the commit it names. `trust_signatures` (only for such a block) skips the txs'
+        signature checks: 2f+1 validators signed the certificate, so at least f+1 honest
+        ones verified every signature before they voted; execution still runs in full.
+        Execution comes before signature verification: `apply_tx` checks that every key
+        signing a tx is the signer's, so no foreign key is ever verified. The signatures
+        verified here enter the shared cache only once the whole block passed."""
+        if trust_signatures and now_ms is not None:
+            raise ValueError("only a block decided by a commit certificate is trusted")
         header = block.header
         height = tip.height + 1
         _require(header.chain_id == self._chain_id, "wrong_chain", "block of another chain")
@@ -193,6 +204,8 @@ class BlockJudge:
         result = apply_block(self._store, state_hash_at(self._store, tip.height), ctx, block.txs)
         _require(not any(r.code for r in result.results), "bad_tx", "a tx fails to apply")
         _require(result.state_hash == header.state_hash, "bad_state_hash", "state hash differs")
+        if trust_signatures:
+            return result
         for wire_hash in self._verify_signatures(block.txs):
             self._verified.add(wire_hash)
         return result

@@ -102,6 +102,13 @@ class ConsensusConfig:
     heartbeat_ms: int = 0
     max_block_txs: int = 5000
     max_block_bytes: int = 8 * 1024 * 1024
+    # A block this node applies on a commit certificate it verified, without having
+    # judged it live (every synced block; every block of a node that is not a validator),
+    # is executed in full but its txs' signatures are not checked again: 2f+1 validators
+    # signed the certificate, so f+1 honest ones checked them. Such a node also ignores
+    # gossiped txs when it is not a validator (it still verifies its own clients' txs).
+    # false: verify every signature of every block anyway (costs one verify per tx).
+    trust_commits: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +218,10 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         default = getattr(cls(), key) if cls is not NodeConfig else None
-        if isinstance(default, tuple):
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected true or false")
+        elif isinstance(default, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}.{key}: expected a list of strings")
             value = tuple(value)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import consensus as cs
@@ -78,6 +78,9 @@ class Candidate:
     valid: bool
     last_commit: Commit | None
     raw: bytes | None
+    # A follower's block (`Engine.follows`): not judged live; executed, without its
+    # signatures checked again, once a commit certificate decides it.
+    trusted: bool = False
 
 
 @dataclass(slots=True)
@@ -220,6 +223,13 @@ class Engine:
     def is_validator(self, height: int | None = None) -> bool:
         h = self.height + 1 if height is None else height
         return self.get_validators(h).get_index(self.node_key.public_key) is not None
+
+    def follows(self, height: int | None = None) -> bool:
+        """Whether this node only follows the chain at `height` (the next by default): it
+        is no validator there and trusts commit certificates (`trust_commits`). A
+        follower neither judges proposals nor admits gossiped txs; it executes each block
+        once its certificate decides it."""
+        return self.config.trust_commits and not self.is_validator(height)
 
     # Lifecycle.
     async def run(self) -> None:
@@ -478,6 +488,8 @@ class Engine:
     # Deciding.
     def _decide(self, action: cs.Decide) -> None:
         candidate = self.at.candidates.get(action.block_hash)
+        if candidate is not None and candidate.trusted and candidate.result is None:
+            candidate = self._execute_trusted(candidate)
         if candidate is None or candidate.result is None:
             log.error("decided block %s is not held; syncing", action.block_hash.hex()[:16])
             self.sync.end_grace(self.height)
@@ -485,6 +497,36 @@ class Engine:
             return
         self._commit(candidate.block, action.commit, candidate.result, candidate.last_commit)
         self._after_commit(candidate.block)
+
+    def _execute_trusted(self, candidate: Candidate) -> Candidate | None:
+        """A follower's decided block, executed (its signatures trusted: the machine
+        counted 2f+1 verified precommits for it). The last commit it came with is kept
+        only if the certified header names it. None if it does not execute: 2f+1
+        validators signed a block that fails here, so this node syncs instead."""
+        block = candidate.block
+        try:
+            result = self.judge.validate(block, None, Tip(*self._tip), None, trust_signatures=True)
+        except StoreError:
+            raise
+        except (LedgerError, cs.ConsensusError) as exc:
+            log.error("decided block %d does not execute here: %s", block.height, exc)
+            return None
+        last = candidate.last_commit
+        if last is not None and last.hash != block.header.last_commit_hash:
+            last = None
+        self.metrics.trusted_blocks += 1
+        return replace(candidate, result=result, last_commit=last)
+
+    def _trusted_candidate(
+        self, block: Block, raw: bytes | None, last_commit: Commit | None
+    ) -> Candidate:
+        """A follower keeps a proposed block unjudged until a certificate decides it."""
+        known = self.at.candidates.get(block.hash)
+        if known is not None:
+            return known
+        candidate = Candidate(block, None, True, last_commit, raw, trusted=True)
+        self.at.candidates[block.hash] = candidate
+        return candidate
 
     def _commit(
         self, block: Block, commit: Commit, result: BlockResult, last_commit: Commit | None
@@ -615,7 +657,10 @@ class Engine:
         if not self._is_proposed_header(proposal, block.header, message):
             return
         last_commit = Commit.decode(raw_last) if raw_last else None
-        candidate = self._judge(block, raw_block, last_commit)
+        if self.follows(proposal.height):
+            candidate = self._trusted_candidate(block, raw_block, last_commit)
+        else:
+            candidate = self._judge(block, raw_block, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
     def _claim_round(self, proposal: cs.Proposal) -> bool:
@@ -666,7 +711,10 @@ class Engine:
                 return
             block = Block(header, tuple(held))
             last_commit = Commit.decode(raw_last) if raw_last else None
-            candidate = self._judge(block, None, last_commit)
+            if self.follows(proposal.height):
+                candidate = self._trusted_candidate(block, None, last_commit)
+            else:
+                candidate = self._judge(block, None, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
     def _is_proposal_acceptable(self, proposal: cs.Proposal, message: PeerMessage) -> bool:
@@ -772,7 +820,9 @@ class Engine:
     def _apply_synced(self, block: Block, commit: Commit) -> None:
         validators = self.get_validators(block.height)
         cs.verify_commit(validators, self.chain_id, block.height, block.hash, commit)
-        result = self._validate_block(block, None, live=False)
+        result = self.judge.validate(
+            block, None, Tip(*self._tip), None, trust_signatures=self.config.trust_commits
+        )
         self._commit(block, commit, result, None)
         self.metrics.synced_blocks += 1
         log.info("synced block %d %s", block.height, block.hash.hex()[:16])

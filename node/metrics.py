@@ -46,6 +46,9 @@ class Metrics:
     block_interval: Histogram = field(default_factory=Histogram)
     commit_latency: Histogram = field(default_factory=Histogram)
     synced_blocks: int = 0
+    # Gossiped tx batches a follower ignored, and blocks it executed on a certificate.
+    ignored_gossip_batches: int = 0
+    trusted_blocks: int = 0
     # Peers' proposals dropped before their block was looked at, by reason.
     dropped_proposals: dict[str, int] = field(default_factory=dict)
 
@@ -119,6 +122,16 @@ def collect(snap: Snapshot) -> list[Metric]:
         _counter("bakong_committed_txs_total", "Transactions committed.", m.committed_txs),
         _counter("bakong_blocks_total", "Blocks committed.", m.committed_blocks),
         _counter("bakong_synced_blocks_total", "Blocks applied by block sync.", m.synced_blocks),
+        _counter(
+            "bakong_trusted_blocks_total",
+            "Blocks a follower executed on their commit certificate, signatures not rechecked.",
+            m.trusted_blocks,
+        ),
+        _counter(
+            "bakong_ignored_gossip_batches_total",
+            "Gossiped tx batches a follower ignored (it takes txs from blocks).",
+            m.ignored_gossip_batches,
+        ),
         _counter(
             "bakong_received_txs_total", "Transactions accepted from clients.", m.received_txs
         ),

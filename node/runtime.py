@@ -261,7 +261,12 @@ class Node:
 
     async def _on_tx_batch(self, peer: bytes, payload: Any) -> None:
         """Admit gossiped txs a slice at a time, yielding between slices so that consensus
-        messages are not stuck behind thousands of signature checks."""
+        messages are not stuck behind thousands of signature checks. A follower (no
+        validator, trusting commits) takes none: it never proposes, and executes blocks
+        as their certificates decide them."""
+        if self.engine.follows():
+            self.metrics.ignored_gossip_batches += 1
+            return
         raws = msg.parse_tx_batch(payload)
         for start in range(0, len(raws), ADMIT_SLICE):
             items: list[tuple[SignedTx, bytes]] = []

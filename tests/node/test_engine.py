@@ -41,8 +41,12 @@ GENESIS = make_genesis()
 Sent = list[tuple[bytes, int, Any]]
 
 
-def make_engine(store: KeyValueStore | None = None) -> tuple[Engine, Sent]:
-    """An observer engine at the height after its store's tip, with a fresh cache."""
+def make_engine(
+    store: KeyValueStore | None = None, *, trust_commits: bool = False
+) -> tuple[Engine, Sent]:
+    """An observer engine at the height after its store's tip, with a fresh cache. It
+    judges every proposal as a validator does (`trust_commits` off) unless asked to
+    follow (see tests/node/test_follower.py)."""
     store = store or MemoryStore()
     load_genesis_into(store, GENESIS)
     mempool = Mempool(
@@ -63,7 +67,7 @@ def make_engine(store: KeyValueStore | None = None) -> tuple[Engine, Sent]:
         store=store,
         chain_id=CHAIN_ID,
         node_key=OBSERVER,
-        config=ConsensusConfig(timeout_commit_ms=0),
+        config=ConsensusConfig(timeout_commit_ms=0, trust_commits=trust_commits),
         mempool=mempool,
         metrics=Metrics(),
         send=send,
