@@ -186,13 +186,15 @@ class Block:
         # The signed txs must be the ones the header commits to.
         if compute_tx_root([tx.wire_hash for tx in txs]) != header.tx_root:
             fail("block tx root does not match its txs", "bad_tx_root")
-        return _assemble_block(header, txs, raw_txs)
+        return assemble_block(header, txs, raw_txs)
 
 
-def _assemble_block(
+def assemble_block(
     header: BlockHeader, txs: tuple[SignedTx, ...], tx_bytes: tuple[bytes, ...]
 ) -> Block:
-    """A Block from decoded parts whose canonical tx bytes are already known."""
+    """A Block from decoded parts whose canonical tx bytes are already known (each
+    `tx_bytes[i]` is `txs[i].encode()`, e.g. as decoded or as the mempool keeps it), so
+    nothing is encoded again. The caller has checked the tx root."""
     block = object.__new__(Block)
     object.__setattr__(block, "header", header)
     object.__setattr__(block, "txs", txs)

@@ -150,7 +150,8 @@ def expect_bytes_max(obj: Any, max_len: int, what: str = "value") -> bytes:
 def expect_str(obj: Any, max_len: int = 1024, what: str = "value") -> str:
     if not isinstance(obj, str):
         fail(f"{what}: expected a string, got {type(obj).__name__}")
-    if len(obj.encode("utf-8", "surrogatepass")) > max_len:
+    # at most 4 UTF-8 bytes a character: a short string needs no encoding to tell
+    if len(obj) * 4 > max_len and len(obj.encode("utf-8", "surrogatepass")) > max_len:
         fail(f"{what}: longer than {max_len} bytes", "oversize")
     return obj
 

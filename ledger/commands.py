@@ -67,7 +67,9 @@ def _check_key(value: object, what: str, *, optional: bool = False) -> None:
 
 
 def _check_text(value: object, max_bytes: int, what: str) -> None:
-    if not isinstance(value, str) or len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+    if not isinstance(value, str) or (
+        len(value) * 4 > max_bytes and len(value.encode("utf-8", "surrogatepass")) > max_bytes
+    ):
         raise MalformedTx(f"{what}: expected a string of at most {max_bytes} UTF-8 bytes")
 
 

@@ -29,11 +29,12 @@ def is_bank_code(text: str) -> bool:
     return isinstance(text, str) and _BANK_RE.fullmatch(text) is not None
 
 
+_ACCOUNT_RE = re.compile(r"[a-z0-9_]{1,32}@[a-z0-9]{2,16}")
+
+
 def is_account_id(text: str) -> bool:
-    if not isinstance(text, str) or text.count("@") != 1:
-        return False
-    name, bank = text.split("@")
-    return _NAME_RE.fullmatch(name) is not None and _BANK_RE.fullmatch(bank) is not None
+    """name@bank: name `_NAME_RE`, bank `_BANK_RE` (neither holds "@", so one "@")."""
+    return isinstance(text, str) and _ACCOUNT_RE.fullmatch(text) is not None
 
 
 def parse_account_id(text: str) -> AccountId:

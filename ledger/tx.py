@@ -71,8 +71,9 @@ def _check_body(body: TxBody) -> None:
     if not isinstance(body.commands, tuple) or not 0 < len(body.commands) <= MAX_COMMANDS_PER_TX:
         raise MalformedTx(f"commands: expected 1 to {MAX_COMMANDS_PER_TX} commands")
     # The memo fits in MAX_MEMO_BYTES of UTF-8.
-    if not isinstance(body.memo, str) or len(body.memo.encode("utf-8", "surrogatepass")) > (
-        MAX_MEMO_BYTES
+    if not isinstance(body.memo, str) or (
+        len(body.memo) * 4 > MAX_MEMO_BYTES
+        and len(body.memo.encode("utf-8", "surrogatepass")) > MAX_MEMO_BYTES
     ):
         raise MalformedTx(f"memo: longer than {MAX_MEMO_BYTES} UTF-8 bytes")
 
@@ -245,7 +246,12 @@ def check_signer_keys(tx: SignedTx, registered_keys: Collection[bytes]) -> None:
     account today; a collection for multisig), at least one, no key twice. A valid
     signature by any other key does not count: it makes the tx invalid. Checked before
     any signature is verified, so a foreign key never costs a verification."""
-    keys = [s.public_key for s in tx.signatures]
+    signatures = tx.signatures
+    if len(signatures) == 1:  # the common case, the same rules without the containers
+        if signatures[0].public_key not in registered_keys:
+            raise BadSignature(f"tx {tx.hash.hex()}: signed by a key not registered for the signer")
+        return
+    keys = [s.public_key for s in signatures]
     # Signed at all.
     if not keys:
         raise BadSignature(f"tx {tx.hash.hex()}: no signature")

@@ -31,6 +31,7 @@ from ledger.block import (
     Block,
     BlockHeader,
     Commit,
+    assemble_block,
     compute_tx_root,
     decode_block_header,
 )
@@ -698,18 +699,18 @@ class Engine:
             return
         candidate = self.at.candidates.get(header.hash)
         if candidate is None:
-            txs = [self.mempool.get(tx_hash) for tx_hash in hashes]
-            held = [tx for tx in txs if tx is not None]
-            if len(held) != len(txs):
+            pending = [self.mempool.get_pending(tx_hash) for tx_hash in hashes]
+            held = [p for p in pending if p is not None]
+            if len(held) != len(pending):
                 self._fetch_proposal(message.peer, header.hash)
                 return
             # The root is over wire hashes: a mismatch means a wrong list, or that this
             # mempool holds another signed variant of a body. The full block tells.
-            if compute_tx_root([tx.wire_hash for tx in held]) != header.tx_root:
+            if compute_tx_root([p.tx.wire_hash for p in held]) != header.tx_root:
                 log.info("compact proposal: txs held here do not match the tx root; fetching")
                 self._fetch_proposal(message.peer, header.hash)
                 return
-            block = Block(header, tuple(held))
+            block = assemble_block(header, tuple(p.tx for p in held), tuple(p.raw for p in held))
             last_commit = Commit.decode(raw_last) if raw_last else None
             if self.follows(proposal.height):
                 candidate = self._trusted_candidate(block, None, last_commit)

@@ -70,6 +70,9 @@ class PendingTx:
     tx: SignedTx
     raw: bytes
     received_ms: int
+    # In the store: a tx this node acknowledged to its own client. A gossiped one is
+    # not (the node its client reached persisted it and gossips it again on reconnect).
+    persisted: bool = True
 
 
 @dataclass(slots=True)
@@ -188,6 +191,9 @@ class Mempool:
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._txs
 
+    def get_pending(self, tx_hash: bytes) -> PendingTx | None:
+        return self._txs.get(tx_hash)
+
     def get(self, tx_hash: bytes) -> SignedTx | None:
         pending = self._txs.get(tx_hash)
         return pending.tx if pending else None
@@ -298,9 +304,11 @@ class Mempool:
         return tx_hash
 
     def add_many(
-        self, items: Iterable[tuple[SignedTx, bytes]], now_ms: int
+        self, items: Iterable[tuple[SignedTx, bytes]], now_ms: int, *, persist: bool = True
     ) -> list[tuple[bytes, MempoolError | None]]:
-        """Admit a batch with one store batch; per-tx outcome in order."""
+        """Admit a batch with one store batch; per-tx outcome in order. `persist` False
+        (gossiped txs) keeps them in memory only: an acknowledged tx is in the store of
+        the node that acknowledged it, which gossips it again after a restart."""
         outcomes: list[tuple[bytes, MempoolError | None]] = []
         admitted: list[PendingTx] = []
         for tx, raw in items:
@@ -310,11 +318,11 @@ class Mempool:
             except MempoolError as exc:
                 outcomes.append((tx.hash, exc))
                 continue
-            pending = PendingTx(tx, raw, now_ms)
+            pending = PendingTx(tx, raw, now_ms, persist)
             self._insert(pending, account.nonce)
             admitted.append(pending)
             outcomes.append((tx.hash, None))
-        if admitted:
+        if admitted and persist:
             try:
                 with self._store.atomic_batch(sync=False) as batch:
                     for p in admitted:
@@ -454,11 +462,14 @@ class Mempool:
         """Drop included txs, then re-check touched signers' queues; returns evictions
         (tx hash, code)."""
         dropped: set[bytes] = set()
+        stored: set[bytes] = set()
         served: dict[str, None] = {}
         for tx_hash in included:
             pending = self._txs.get(tx_hash)
             if pending is not None:
                 dropped.add(tx_hash)
+                if pending.persisted:
+                    stored.add(tx_hash)
                 served[pending.tx.body.signer] = None
         signers = set(touched_signers) | set(served) | self._sample_signers()
         evicted = self._recheck(signers, ctx, dropped)
@@ -470,7 +481,7 @@ class Mempool:
             if signer in self._ready:
                 self._ready.move_to_end(signer)
         evicted += self._expire(ctx.time_ms)
-        deletes = dropped | {h for h, _ in evicted}
+        deletes = stored | {h for h, _ in evicted}
         if deletes:
             with self._store.atomic_batch(sync=False) as batch:
                 for tx_hash in deletes:

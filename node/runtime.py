@@ -275,7 +275,7 @@ class Node:
                     items.append((SignedTx.decode(raw), raw))
                 except CodecError:
                     continue
-            outcomes = self.mempool.add_many(items, self.clock_ms())
+            outcomes = self.mempool.add_many(items, self.clock_ms(), persist=False)
             if any(error is None for _, error in outcomes):
                 self.engine.wake()
             await asyncio.sleep(0)

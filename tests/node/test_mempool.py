@@ -62,6 +62,25 @@ def test_basic_admits_and_persists() -> None:
     assert restarted.load(ledger.time_ms) == 1 and tx.hash in restarted
 
 
+def test_gossiped_txs_are_kept_in_memory_only() -> None:
+    """A gossiped tx is admitted like any other but never written: the node its client
+    reached persisted it. Committing it deletes nothing it did not write."""
+    ledger = Ledger()
+    mempool = _mempool(ledger)
+    own, gossiped = _pay(ledger, 0), _pay(ledger, 1)
+    mempool.add(own, own.encode(), ledger.time_ms)
+    [(tx_hash, error)] = mempool.add_many(
+        [(gossiped, gossiped.encode())], ledger.time_ms, persist=False
+    )
+    assert error is None and tx_hash in mempool
+    assert mempool.pending_nonces("alice@aclb") == [0, 1] and mempool.executable_count == 2
+    assert ledger.store.get(schema.make_mempool_key(own.hash)) == own.encode()
+    assert ledger.store.get(schema.make_mempool_key(gossiped.hash)) is None
+    restarted = _mempool(ledger)
+    assert restarted.load(ledger.time_ms) == 1 and own.hash in restarted
+    assert gossiped.hash not in restarted
+
+
 def test_invalid_duplicate() -> None:
     ledger = Ledger()
     mempool = _mempool(ledger)
