@@ -122,6 +122,10 @@ class MempoolConfig:
     # that txs that can execute always find room).
     max_queued_per_signer: int = 64
     max_queued: int = 10_000
+    # Worker processes that verify admitted txs' signatures beside the event loop (see
+    # node/verifier.py): for a node with cores of its own. 0: verify inline (best when
+    # nodes share the cores, as on a one-machine testnet).
+    verify_workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +265,13 @@ def load_config(path: Path) -> NodeConfig:
     return config
 
 
+MAX_VERIFY_WORKERS = 64
+
+
 def check_config(config: NodeConfig) -> None:
     """Settings that are each valid but do not work together are refused at load time."""
+    if config.mempool.verify_workers > MAX_VERIFY_WORKERS:
+        raise ConfigError(f"mempool.verify_workers: at most {MAX_VERIFY_WORKERS}")
     # a certificate without its key (or the reverse) cannot serve HTTPS
     if bool(config.http.tls_cert) != bool(config.http.tls_key):
         given, missing = (

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
@@ -223,9 +223,28 @@ class Mempool:
         return len(self._txs) - self._executable
 
     # Admission.
-    def check(self, tx: SignedTx, now_ms: int) -> Account:
+    def needs_verification(self, tx: SignedTx) -> bool:
+        """Whether admitting `tx` would verify its signatures now: not verified yet, not
+        pending, for this chain, and signed only by its signer's registered keys (the
+        checks `check` makes before it verifies, so that a verifier pool spends nothing on
+        a tx that fails them)."""
+        if tx.wire_hash in self.verified or tx.hash in self._txs:
+            return False
+        if tx.body.chain_id != self._chain_id:
+            return False
+        account = self._get_account(tx.body.signer)
+        if account is None:
+            return False
+        try:
+            check_signer_keys(tx, account.get_signing_keys())
+        except BadSignature:
+            return False
+        return True
+
+    def check(self, tx: SignedTx, now_ms: int, bad_signatures: Collection[bytes] = ()) -> Account:
         """Every admission check except the limits (capacity, queues); raises MempoolError.
-        Returns the signer's account."""
+        Returns the signer's account. `bad_signatures`: wire hashes already found not to
+        verify (by a verifier pool), refused without verifying again."""
         body = tx.body
         if tx.hash in self._txs:
             raise MempoolError("duplicate", "transaction is already pending", 409)
@@ -257,7 +276,7 @@ class Mempool:
             check_signer_keys(tx, account.get_signing_keys())
         except BadSignature as exc:
             raise MempoolError("bad_signature", f"not signed by {body.signer}'s key") from exc
-        if not self.verified.verify(tx):
+        if tx.wire_hash in bad_signatures or not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
         # A payment's KHQR code binds it (the ledger's rule, expiry at this node's clock).
         try:
@@ -304,7 +323,12 @@ class Mempool:
         return tx_hash
 
     def add_many(
-        self, items: Iterable[tuple[SignedTx, bytes]], now_ms: int, *, persist: bool = True
+        self,
+        items: Iterable[tuple[SignedTx, bytes]],
+        now_ms: int,
+        *,
+        persist: bool = True,
+        bad_signatures: Collection[bytes] = (),
     ) -> list[tuple[bytes, MempoolError | None]]:
         """Admit a batch with one store batch; per-tx outcome in order. `persist` False
         (gossiped txs) keeps them in memory only: an acknowledged tx is in the store of
@@ -313,7 +337,7 @@ class Mempool:
         admitted: list[PendingTx] = []
         for tx, raw in items:
             try:
-                account = self.check(tx, now_ms)
+                account = self.check(tx, now_ms, bad_signatures)
                 self._check_room(tx, account)
             except MempoolError as exc:
                 outcomes.append((tx.hash, exc))

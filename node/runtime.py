@@ -34,6 +34,7 @@ from node.mempool import Mempool, MempoolError
 from node.metrics import Metrics
 from node.p2p import MessageRouter, P2PParams, PeerManager
 from node.sandbox import Sandbox
+from node.verifier import Verifier
 
 log = logging.getLogger("bakong.node")
 
@@ -41,6 +42,8 @@ GOSSIP_FLUSH_S = 0.005
 GOSSIP_MAX_BATCH = 2000
 STATUS_INTERVAL_S = 1.0
 ADMIT_SLICE = 100
+# With verifier workers: fewer, larger slices, each one round trip to the workers.
+POOLED_SLICE = 250
 # Peer messages waiting for consensus beyond which peers' readers wait.
 ENGINE_BACKLOG = 2_000
 GET_BLOCKS_INTERVAL_S = 0.05
@@ -73,6 +76,7 @@ class Node:
             max_clock_skew_ms=self.genesis.params.max_clock_skew_ms,
         )
         self.mempool.on_evict = self._on_evict
+        self.verifier = Verifier(config.mempool.verify_workers)
         router = MessageRouter()
         self.p2p = PeerManager(
             self.node_key,
@@ -144,6 +148,7 @@ class Node:
         if loaded:
             log.info("restored %d pending txs from the store", loaded)
             self._gossip.extend(self.mempool.all_raw())
+        self.verifier.start()
         await self.p2p.start()
         self._tasks.append(asyncio.create_task(self.engine.run(), name="consensus"))
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
@@ -163,6 +168,7 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.p2p.stop()
+        self.verifier.close()
         for futures in self.waiters.values():
             for future in futures:
                 future.cancel()
@@ -196,24 +202,16 @@ class Node:
     async def submit_many(self, raws: list[bytes]) -> list[dict[str, Any]]:
         """Admit a client's batch a slice at a time (yielding to consensus in between);
         one result per tx, in order."""
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(raws), ADMIT_SLICE):
-            out.extend(self._submit_slice(raws[start : start + ADMIT_SLICE]))
-            await asyncio.sleep(0)
-        return out
-
-    def _submit_slice(self, raws: list[bytes]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [{} for _ in raws]
         decoded: list[tuple[SignedTx, bytes]] = []
-        out: list[dict[str, Any]] = []
         slots: list[int] = []
-        for raw in raws:
+        for slot, raw in enumerate(raws):
             try:
                 decoded.append((SignedTx.decode(raw), raw))
-                slots.append(len(out))
-                out.append({})
+                slots.append(slot)
             except LedgerError as exc:
-                out.append({"error": {"code": exc.code, "message": exc.message}})
-        outcomes = self.mempool.add_many(decoded, self.clock_ms())
+                out[slot] = {"error": {"code": exc.code, "message": exc.message}}
+        outcomes = await self._admit(decoded, persist=True)
         for slot, (tx, raw), (tx_hash, error) in zip(slots, decoded, outcomes, strict=True):
             if error is None:
                 self._admitted(tx_hash, raw)
@@ -225,6 +223,43 @@ class Node:
                     "error": {"code": error.code, "message": error.message},
                 }
         return out
+
+    async def _admit(
+        self, items: list[tuple[SignedTx, bytes]], *, persist: bool
+    ) -> list[tuple[bytes, MempoolError | None]]:
+        """`Mempool.add_many` a slice at a time, yielding between slices so that consensus
+        messages are not stuck behind thousands of signature checks. With verifier workers,
+        every slice's signatures go to the workers at once, and each slice is admitted as
+        its verdicts arrive: the event loop checks and writes one slice while the workers
+        verify the next."""
+        size = POOLED_SLICE if self.verifier.workers else ADMIT_SLICE
+        slices = [items[i : i + size] for i in range(0, len(items), size)]
+        verdicts = [self._verify_ahead(part) for part in slices] if self.verifier.workers else []
+        outcomes: list[tuple[bytes, MempoolError | None]] = []
+        for index, part in enumerate(slices):
+            bad = await verdicts[index] if verdicts else set()
+            outcomes.extend(
+                self.mempool.add_many(part, self.clock_ms(), persist=persist, bad_signatures=bad)
+            )
+            await asyncio.sleep(0)
+        return outcomes
+
+    def _verify_ahead(self, items: list[tuple[SignedTx, bytes]]) -> asyncio.Task[set[bytes]]:
+        """Verify in the workers the signatures that admitting `items` would verify (now:
+        the checks that come first are made at once); the good ones enter the verified
+        cache, the task's result is the wire hashes of the bad ones."""
+        fresh = [tx for tx, _ in items if self.mempool.needs_verification(tx)]
+
+        async def verify() -> set[bytes]:
+            bad: set[bytes] = set()
+            for tx, ok in zip(fresh, await self.verifier.verify(fresh), strict=True):
+                if ok:
+                    self.mempool.verified.add(tx.wire_hash)
+                else:
+                    bad.add(tx.wire_hash)
+            return bad
+
+        return asyncio.ensure_future(verify())
 
     def _admitted(self, tx_hash: bytes, raw: bytes) -> None:
         self.metrics.received_txs += 1
@@ -260,25 +295,22 @@ class Node:
         return handler
 
     async def _on_tx_batch(self, peer: bytes, payload: Any) -> None:
-        """Admit gossiped txs a slice at a time, yielding between slices so that consensus
-        messages are not stuck behind thousands of signature checks. A follower (no
+        """Admit gossiped txs (`_admit`: a slice at a time). A follower (no
         validator, trusting commits) takes none: it never proposes, and executes blocks
         as their certificates decide them."""
         if self.engine.follows():
             self.metrics.ignored_gossip_batches += 1
             return
         raws = msg.parse_tx_batch(payload)
-        for start in range(0, len(raws), ADMIT_SLICE):
-            items: list[tuple[SignedTx, bytes]] = []
-            for raw in raws[start : start + ADMIT_SLICE]:
-                try:
-                    items.append((SignedTx.decode(raw), raw))
-                except CodecError:
-                    continue
-            outcomes = self.mempool.add_many(items, self.clock_ms(), persist=False)
-            if any(error is None for _, error in outcomes):
-                self.engine.wake()
-            await asyncio.sleep(0)
+        items: list[tuple[SignedTx, bytes]] = []
+        for raw in raws:
+            try:
+                items.append((SignedTx.decode(raw), raw))
+            except CodecError:
+                continue
+        outcomes = await self._admit(items, persist=False)
+        if any(error is None for _, error in outcomes):
+            self.engine.wake()
 
     def _on_get_blocks(self, peer: bytes, payload: Any) -> None:
         """A sync request: up to a frame of blocks. A peer syncs one request at a time, so

@@ -211,10 +211,27 @@ def measure_restart(home: Path, prefill: Prefill, options: GrowthOptions) -> dic
     # with n validators the chain commits while floor(2n/3) + 1 of them vote
     down_txs = options.down_txs if manifest.validator_count >= 4 else 0
     others = [n.http_url for n in manifest.nodes if n.name != node.name]
+    down_s = 0.0
     if down_txs:
         say(f"restart: {down_txs:,} transfers while {node.name} is down")
+        down_started = time.monotonic()
         run_async(lambda session: prefill.send_transfers(session, down_txs, others))
+        down_s = time.monotonic() - down_started
     started = time_start(home, node, max(_get_height(url) for url in others))
+    if down_txs and down_s > 0:
+        # the network's commit rate while the node was down, against the rate at which
+        # the restarted node took those txs in: from its start (restart included), and
+        # from the moment it served (block sync alone)
+        network_tps = down_txs / down_s
+        catch_up_s = max(started["caught_up_s"], 0.01)
+        sync_s = max(started["caught_up_s"] - started["serving_s"], 0.01)
+        started |= {
+            "down_s": round(down_s, 2),
+            "network_tps": round(network_tps),
+            "catch_up_tps": round(down_txs / catch_up_s),
+            "catch_up_ratio": round(down_txs / catch_up_s / network_tps, 2),
+            "sync_tps": round(down_txs / sync_s),
+        }
     prefill.target = load_target(home)
     urls = prefill.target.urls
     converged, statuses = run_async(lambda session: wait_converged(session, urls, CONVERGE_S))
@@ -480,6 +497,10 @@ def format_rows(report: dict[str, Any]) -> list[str]:
          f"< {SERVE_TARGET_S:.0f} s"),
         (f"caught up after ({restart['down_txs']:,} txs missed)", "-",
          f"{restart['caught_up_s']:.2f} s", "", ""),
+        *([("catch-up: txs taken in per s (start included) / network's tx/s while down",
+            "-", f"{restart['catch_up_tps']:,} / {restart['network_tps']:,} = "
+            f"{restart['catch_up_ratio']:.2f}x", "", ">= 5x")] if "catch_up_tps" in restart
+          else []),
     ]  # fmt: skip
     return ["| " + " | ".join(row) + " |" for row in rows]
 

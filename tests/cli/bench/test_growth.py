@@ -115,6 +115,15 @@ def test_basic(tmp_path: Path) -> None:
     assert restart["stop"] == "stopped"
     assert 0 < restart["serving_s"] <= restart["caught_up_s"]
     assert restart["height_at_serving"] <= restart["height_to_reach"]
+    # the catch-up rate against the network's rate while the node was down
+    assert restart["down_s"] > 0
+    # (the report rounds the seconds: the rates agree to within that rounding)
+    assert restart["network_tps"] == pytest.approx(DOWN_TXS / restart["down_s"], rel=0.02)
+    assert restart["catch_up_tps"] == pytest.approx(DOWN_TXS / restart["caught_up_s"], rel=0.02)
+    assert restart["catch_up_ratio"] == pytest.approx(
+        restart["catch_up_tps"] / restart["network_tps"], abs=0.02
+    )
+    assert restart["sync_tps"] >= restart["catch_up_tps"]
 
     assert summary["tps_ratio"] == pytest.approx(
         grown["bench"]["tps"] / fresh["bench"]["tps"], 0.01
@@ -123,6 +132,7 @@ def test_basic(tmp_path: Path) -> None:
     assert set(summary["targets"]) == {"tps_ratio", "rss", "restart_serving"}
 
     markdown = format_markdown(report)
+    assert "catch-up: txs taken in per s" in markdown
     assert f"{ACCOUNTS:,} accounts, {PREFILL:,} prefilled transfers" in markdown
     assert "| committed tx/s |" in markdown and "| canadia |" in markdown
     # every testnet was stopped
