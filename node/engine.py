@@ -548,6 +548,7 @@ class Engine:
         signers = {tx.body.signer for tx in block.txs}
         ctx = BlockContext(self.chain_id, block.height + 1, block.header.time_ms)
         evicted = self.mempool.update((tx.hash for tx in block.txs), signers, ctx)
+        self.mempool.verified.discard(tx.wire_hash for tx in block.txs)
         self._on_commit(block, result)
         self.evidence.prune(block.height)
         self._validator_cache.pop(block.height + 1, None)

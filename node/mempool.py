@@ -118,6 +118,13 @@ class VerifiedCache:
         if len(self._hashes) > self._capacity:
             self._hashes.popitem(last=False)
 
+    def discard(self, wire_hashes: Iterable[bytes]) -> None:
+        """Forget txs that were committed: no proposal can carry them again (it would be
+        a replay, refused on its nonce), so keeping them only costs memory (about 170
+        bytes each: a full cache held some 85 MB)."""
+        for wire_hash in wire_hashes:
+            self._hashes.pop(wire_hash, None)
+
     def verify(self, tx: SignedTx) -> bool:
         """Whether every signature of `tx` verifies; a yes is remembered. Only for a tx
         that is judged on its own (admission): a block's txs are added once the whole

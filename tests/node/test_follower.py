@@ -84,10 +84,12 @@ def test_a_judging_observer_verifies_what_a_follower_trusts() -> None:
         block = build(engine, [pay(0)], proposer_name(engine))
         engine._handle(full_message(propose(block, make_node_key(block.header.proposer)), block))
         assert engine.candidates[block.hash].result is not None  # judged at once
+        assert block.txs[0].wire_hash in engine.mempool.verified
         for name in validator_names(engine):
             engine._handle(precommit(name, block))
         assert engine.height == 1 and engine.metrics.trusted_blocks == 0
-        assert block.txs[0].wire_hash in engine.mempool.verified
+        # committed: forgotten by the cache (no proposal may carry it again)
+        assert block.txs[0].wire_hash not in engine.mempool.verified
         engine.stop()
 
     run(scenario)
