@@ -25,10 +25,8 @@ import json
 import math
 import os
 import platform
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,11 +38,13 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
+from cli.devnet.testnet import FREE_PORT_HIGH, FREE_PORT_LOW, find_free_base
+
 ROOT = Path(__file__).resolve().parents[1]
 BAKONG = str(Path(sys.executable).with_name("bakong"))
 # Ports for testnets stay in [12000, 32000): below the kernel's ephemeral range
 # (32768+), whose ports dialing nodes take as source ports.
-PORT_LOW, PORT_HIGH = 12000, 32000
+PORT_LOW, PORT_HIGH = FREE_PORT_LOW, FREE_PORT_HIGH
 INIT_ATTEMPTS = 5
 TAIL_LINES = 15
 # Narwhal's figure of merit: the best throughput whose tail latency stays within this
@@ -80,21 +80,9 @@ class Run:
 
 
 def get_free_base(port_count: int) -> int:
-    """A base port with `port_count` consecutive free ports on 127.0.0.1."""
-    for _ in range(200):
-        base = random.randrange(PORT_LOW, PORT_HIGH - port_count, 2)
-        if all(is_port_free(port) for port in range(base, base + port_count)):
-            return base
-    raise RuntimeError(f"no {port_count} consecutive free ports in {PORT_LOW}..{PORT_HIGH}")
-
-
-def is_port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    """A base port with `port_count` consecutive free ports on 127.0.0.1 (below the
+    ephemeral range: `cli.devnet.testnet.find_free_base`)."""
+    return find_free_base(port_count)
 
 
 def bakong(*args: str, log: Path) -> subprocess.CompletedProcess[str]:

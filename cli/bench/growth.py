@@ -25,10 +25,8 @@ import asyncio
 import json
 import os
 import platform
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +56,7 @@ from cli.devnet.testnet import (
     TestnetError,
     down_testnet,
     fetch_node_status,
+    find_free_base,
     get_log_tail,
     get_node_dir,
     get_node_pid,
@@ -75,7 +74,6 @@ from node.keyfile import read_key_file
 ROOT: Final = Path(__file__).resolve().parents[2]
 # Testnet ports stay in [12000, 32000): below the kernel's ephemeral range (32768+),
 # whose ports dialing nodes take as source ports.
-PORT_LOW, PORT_HIGH = 12_000, 32_000
 INIT_ATTEMPTS: Final = 5
 UP_TIMEOUT_S: Final = 180.0
 STOP_GRACE_S: Final = 30.0
@@ -539,31 +537,13 @@ def init_on_free_ports(home: Path, options: GrowthOptions) -> None:
                 home,
                 validators=options.validators,
                 observers=options.observers,
-                base_port=get_free_base(2 * count),
+                base_port=find_free_base(2 * count),
                 force=attempt > 0,
             )
             return
         except TestnetError as exc:
             if exc.code != "port_in_use" or attempt == INIT_ATTEMPTS - 1:
                 raise
-
-
-def get_free_base(port_count: int) -> int:
-    """A base port with `port_count` consecutive free ports on 127.0.0.1."""
-    for _ in range(200):
-        base = random.randrange(PORT_LOW, PORT_HIGH - port_count, 2)
-        if all(is_port_free(port) for port in range(base, base + port_count)):
-            return base
-    raise GrowthError(f"no {port_count} consecutive free ports in {PORT_LOW}..{PORT_HIGH}")
-
-
-def is_port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def stop_and_remove(home: Path, keep: bool) -> None:

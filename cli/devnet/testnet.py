@@ -29,6 +29,7 @@ import datetime
 import ipaddress
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -299,6 +300,27 @@ def compute_ports(base_port: int, node_count: int) -> list[int]:
             f"ports {base_port}..{last} are outside {_MIN_PORT}..{_MAX_PORT}", "invalid_port"
         )
     return list(range(base_port, last + 1))
+
+
+# Ports for throw-away testnets (tests, benchmarks) stay below the kernel's ephemeral
+# range (32768+ on Linux): a node dialing its peers takes source ports from that range
+# and could otherwise grab a port another node is about to listen on.
+FREE_PORT_LOW, FREE_PORT_HIGH = 12_000, 32_000
+
+
+def find_free_base(count: int, attempts: int = 200) -> int:
+    """A random even base port with `count` consecutive free ports on 127.0.0.1, in
+    [FREE_PORT_LOW, FREE_PORT_HIGH); `port_in_use` when none is found."""
+    for _ in range(attempts):
+        base = random.randrange(FREE_PORT_LOW, FREE_PORT_HIGH - count, 2)
+        try:
+            check_ports_free(range(base, base + count))
+        except TestnetError:
+            continue
+        return base
+    raise TestnetError(
+        f"no {count} consecutive free ports in {FREE_PORT_LOW}..{FREE_PORT_HIGH}", "port_in_use"
+    )
 
 
 def check_ports_free(ports: Sequence[int], host: str = HOST) -> None:

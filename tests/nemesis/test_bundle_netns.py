@@ -7,13 +7,9 @@ block; afterwards nothing of the run is left. Needs root (CI runs as root)."""
 
 from __future__ import annotations
 
-import json
 import ssl
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -28,7 +24,7 @@ from cli.devnet.nemesis.netns import (
 )
 from cli.devnet.processes import is_process_alive, spawn_detached, terminate_all
 from cli.main import cli
-from tests.node.netutil import wait_for
+from tests.cli.devnet.bundle_checks import check_transfer_commits, wait_bundle_ready
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,14 +41,6 @@ def ok(*args: str, env: dict[str, str | None] | None = None) -> Result:
     result = CliRunner().invoke(cli, list(args), env={**ENV, **(env or {})})
     assert result.exit_code == 0, (args, result.output)
     return result
-
-
-def get_json(url: str, context: ssl.SSLContext) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=3, context=context) as response:
-            return json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
 
 
 def test_bundled_homes_form_a_network_in_namespaces(tmp_path: Path) -> None:
@@ -79,42 +67,12 @@ def test_bundled_homes_form_a_network_in_namespaces(tmp_path: Path) -> None:
                        "node", "run", "--home", str(bundled)]  # fmt: skip
             pids[node.name] = spawn_detached(command, out / node.name / "node.out")
         context = ssl.create_default_context(cafile=str(out / "ca.crt"))
-
-        def ready() -> bool:
-            for node in manifest.nodes:
-                if not is_process_alive(pids[node.name]):
-                    log = (out / node.name / "node.out").read_text()[-2000:]
-                    raise AssertionError(f"{node.name} exited:\n{log}")
-            statuses = [get_json(f"{n.http_url}/v1/status", context) for n in manifest.nodes]
-            return all(
-                s is not None and (not n.validator or s["peers"] >= manifest.validator_count - 1)
-                for n, s in zip(manifest.nodes, statuses, strict=True)
-            )
-
-        wait_for(ready, START_S, "the bundled nodes serving and connected across the bridge")
+        wait_bundle_ready(manifest, pids, out, context, START_S)
         # every node really is in its own namespace: its process is listed there
         for node in manifest.nodes:
             assert pids[node.name] in network.pids(node.name)
-        sent = json.loads(
-            ok(
-                "transfer", "--from", "admin@aclb", "--to", "admin@canadia", "--asset", "KHR",
-                "--amount", "1234", "--json", env={"BAKONG_HOME": str(home)},
-            ).stdout
-        )  # fmt: skip
-        assert sent["status"] == "committed", sent
-        height = sent["height"]
-
-        def converged() -> Any:
-            statuses = [get_json(f"{n.http_url}/v1/status", context) for n in manifest.nodes]
-            if any(s is None or s["height"] < height for s in statuses):
-                return None
-            return statuses
-
-        wait_for(converged, 60, "every node past the transfer's height")
-        blocks = [get_json(f"{n.http_url}/v1/blocks/{height}", context) for n in manifest.nodes]
-        assert all(b is not None for b in blocks)
-        assert len({(b["hash"], b["state_hash"]) for b in blocks}) == 1
-        assert sent["hash"] in [tx["hash"] for tx in blocks[0]["txs"]]
+        env = {"BAKONG_HOME": str(home)}
+        check_transfer_commits(manifest, context, lambda *args: ok(*args, env=env).stdout)
         for node in manifest.nodes:
             assert (out / node.name / "home" / "data").is_dir()
     finally:

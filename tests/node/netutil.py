@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +25,7 @@ from cli.devnet.testnet import (
     init_testnet,
     up_testnet,
 )
+from cli.devnet.testnet import find_free_base as devnet_find_free_base
 from ledger.commands import Command, Issue, Transfer
 from ledger.crypto import PrivateKey
 from ledger.tx import SignedTx, TxBody, sign_tx
@@ -46,19 +45,8 @@ FAST = ConsensusConfig(
 
 def find_free_base(count: int) -> int:
     """A base port with `count` consecutive free ports after it, below the kernel's
-    ephemeral range (32768+ on Linux): a node dialing its peers takes source ports from that
-    range and could otherwise grab a port another node is about to listen on."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(12_000, 32_000 - count, 2)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
+    ephemeral range (`cli.devnet.testnet.find_free_base`)."""
+    return devnet_find_free_base(count)
 
 
 def http(

@@ -17,8 +17,6 @@ import ssl
 import stat
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -30,11 +28,11 @@ import yaml
 from click.testing import CliRunner, Result
 
 from cli.devnet import testnet as tn
-from cli.devnet.processes import is_process_alive, spawn_detached, terminate_all
+from cli.devnet.processes import spawn_detached, terminate_all
 from cli.main import cli
 from node.config import load_config, render_config
 from tests.cli.conftest import FAST
-from tests.node.netutil import wait_for
+from tests.cli.devnet.bundle_checks import check_transfer_commits, wait_bundle_ready
 
 REPO = Path(__file__).resolve().parents[3]
 HOSTS = ["10.10.0.1", "10.10.0.2", "node-c.example.com", "fd00:10::4", "10.10.0.5"]
@@ -593,14 +591,6 @@ def nodes() -> Iterator[Nodes]:
         started.stop()
 
 
-def get_json(url: str, context: ssl.SSLContext) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=3, context=context) as response:
-            return json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-
-
 def test_round_trip_on_loopback_aliases(tmp_path: Path, nodes: Nodes) -> None:
     home = tmp_path / "net"
     manifest = init_on_loopback(home)
@@ -612,56 +602,9 @@ def test_round_trip_on_loopback_aliases(tmp_path: Path, nodes: Nodes) -> None:
         bundled = out / node.name / "home"
         assert render_config(load_config(bundled / "node.toml"))  # a home node run can read
         nodes.start(node.name, bundled)
-
-    def ready() -> bool:
-        for node in manifest.nodes:
-            if not is_process_alive(nodes.pids[node.name]):
-                log = (out / node.name / "node.out").read_text()[-2000:]
-                raise AssertionError(f"{node.name} exited:\n{log}")
-        statuses = [get_json(f"{n.http_url}/v1/status", context) for n in manifest.nodes]
-        return all(
-            s is not None and (not n.validator or s["peers"] >= manifest.validator_count - 1)
-            for n, s in zip(manifest.nodes, statuses, strict=True)
-        )
-
-    wait_for(ready, NODE_START_S, "the bundled nodes serving and connected")
-    # the operator's machine drives the network from the testnet home (its wallet, its
-    # manifest's URLs at the hosts' addresses, its CA)
+    wait_bundle_ready(manifest, nodes.pids, out, context, NODE_START_S)
     env = {"BAKONG_HOME": str(home)}
-    sent = json.loads(
-        ok(
-            "transfer",
-            "--from",
-            "admin@aclb",
-            "--to",
-            "admin@canadia",
-            "--asset",
-            "KHR",
-            "--amount",
-            "1234",
-            "--json",
-            env=env,
-        ).stdout
-    )
-    assert sent["status"] == "committed", sent
-    height = sent["height"]
-
-    def converged() -> Any:
-        statuses = [get_json(f"{n.http_url}/v1/status", context) for n in manifest.nodes]
-        if any(s is None or s["height"] < height for s in statuses):
-            return None
-        keys = {(s["height"], s["block_hash"], s["state_hash"]) for s in statuses}
-        return statuses[0] if len(keys) == 1 else None
-
-    wait_for(converged, 30, "every node at the same height, block and state hash")
-    blocks = [get_json(f"{n.http_url}/v1/blocks/{height}", context) for n in manifest.nodes]
-    assert len({(b["hash"], b["state_hash"]) for b in blocks}) == 1
-    assert sent["hash"] in [tx["hash"] for tx in blocks[0]["txs"]]
-    balances = [
-        get_json(f"{n.http_url}/v1/accounts/admin@canadia", context)["balances"]["KHR"]
-        for n in manifest.nodes
-    ]
-    assert len(set(balances)) == 1
+    check_transfer_commits(manifest, context, lambda *args: ok(*args, env=env).stdout)
     # the nodes ran from the bundle: their stores are there, none in the testnet home
     for node in manifest.nodes:
         assert (out / node.name / "home" / "data").is_dir()
