@@ -471,7 +471,8 @@ class Engine:
         if known is not None:
             return known
         try:
-            result = self._validate_block(block, last_commit, live=True)
+            # every check before prevoting, the block's time against this node's clock
+            result = self.judge.validate(block, last_commit, Tip(*self._tip), self.clock_ms())
             candidate = Candidate(block, result, True, last_commit, raw)
         except StoreError:
             raise  # our store failed, not the block: the engine stops
@@ -480,11 +481,6 @@ class Engine:
             candidate = Candidate(block, None, False, last_commit, raw)
         self.at.candidates[block.hash] = candidate
         return candidate
-
-    def _validate_block(self, block: Block, last_commit: Commit | None, live: bool) -> BlockResult:
-        """Every check before prevoting a block (live) or applying a synced one."""
-        now_ms = self.clock_ms() if live else None
-        return self.judge.validate(block, last_commit, Tip(*self._tip), now_ms)
 
     # Deciding.
     def _decide(self, action: cs.Decide) -> None:

@@ -230,28 +230,9 @@ class Mempool:
         return len(self._txs) - self._executable
 
     # Admission.
-    def needs_verification(self, tx: SignedTx) -> bool:
-        """Whether admitting `tx` would verify its signatures now: not verified yet, not
-        pending, for this chain, and signed only by its signer's registered keys (the
-        checks `check` makes before it verifies, so that a verifier pool spends nothing on
-        a tx that fails them)."""
-        if tx.wire_hash in self.verified or tx.hash in self._txs:
-            return False
-        if tx.body.chain_id != self._chain_id:
-            return False
-        account = self._get_account(tx.body.signer)
-        if account is None:
-            return False
-        try:
-            check_signer_keys(tx, account.get_signing_keys())
-        except BadSignature:
-            return False
-        return True
-
-    def check(self, tx: SignedTx, now_ms: int, bad_signatures: Collection[bytes] = ()) -> Account:
-        """Every admission check except the limits (capacity, queues); raises MempoolError.
-        Returns the signer's account. `bad_signatures`: wire hashes already found not to
-        verify (by a verifier pool), refused without verifying again."""
+    def _check_before_signatures(self, tx: SignedTx, now_ms: int) -> Account:
+        """The admission checks that come before any signature is verified; the signer's
+        account. Raises MempoolError."""
         body = tx.body
         if tx.hash in self._txs:
             raise MempoolError("duplicate", "transaction is already pending", 409)
@@ -283,11 +264,30 @@ class Mempool:
             check_signer_keys(tx, account.get_signing_keys())
         except BadSignature as exc:
             raise MempoolError("bad_signature", f"not signed by {body.signer}'s key") from exc
+        return account
+
+    def needs_verification(self, tx: SignedTx, now_ms: int) -> bool:
+        """Whether admitting `tx` now would verify its signatures: not verified yet, and
+        every check that `check` makes before verifying passes (so that a verifier pool
+        spends nothing on a tx that admission would refuse anyway)."""
+        if tx.wire_hash in self.verified:
+            return False
+        try:
+            self._check_before_signatures(tx, now_ms)
+        except MempoolError:
+            return False
+        return True
+
+    def check(self, tx: SignedTx, now_ms: int, bad_signatures: Collection[bytes] = ()) -> Account:
+        """Every admission check except the limits (capacity, queues); raises MempoolError.
+        Returns the signer's account. `bad_signatures`: wire hashes already found not to
+        verify (by a verifier pool), refused without verifying again."""
+        account = self._check_before_signatures(tx, now_ms)
         if tx.wire_hash in bad_signatures or not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
         # A payment's KHQR code binds it (the ledger's rule, expiry at this node's clock).
         try:
-            for cmd in body.commands:
+            for cmd in tx.body.commands:
                 check_command_binding(cmd, now_ms)
         except LedgerError as exc:
             raise MempoolError(exc.code, exc.message) from exc

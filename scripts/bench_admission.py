@@ -39,7 +39,7 @@ CLIENTS = 4
 def child(txs: int, workers: int) -> dict[str, Any]:
     """In the pinned child: build the node, sign, time the admission."""
     sys.path.insert(0, str(ROOT))
-    from cli.devnet.testnet import get_node_dir, init_testnet
+    from cli.devnet.testnet import find_free_base, get_node_dir, init_testnet
     from ledger.commands import Transfer
     from ledger.tx import TxBody, sign_tx
     from node.config import load_config
@@ -49,7 +49,9 @@ def child(txs: int, workers: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="bakong-admission."))
     try:
         # one validator; the other banks (never started) give the clients a signer each
-        manifest = init_testnet(home, validators=1, observers=CLIENTS - 1, base_port=29_000)
+        manifest = init_testnet(
+            home, validators=1, observers=CLIENTS - 1, base_port=find_free_base(2 * CLIENTS)
+        )
         entry = manifest.nodes[0]
         node_dir = get_node_dir(home, entry)
         config = load_config(node_dir / "node.toml")

@@ -38,6 +38,7 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
+from cli.bench.run import get_cpu_model
 from cli.devnet.testnet import FREE_PORT_HIGH, FREE_PORT_LOW, find_free_base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,16 +242,6 @@ def get_commit() -> str:
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
         capture_output=True, text=True, check=False,
     ).stdout.strip()  # fmt: skip
-
-
-def get_cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # ---------------------------------------------------------------------------------------

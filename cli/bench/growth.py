@@ -46,7 +46,7 @@ from cli.bench.prefill import (
     Prefill,
     format_duration,
 )
-from cli.bench.run import load_target, wait_converged
+from cli.bench.run import get_cpu_model, load_target, wait_converged
 from cli.devnet.processes import is_process_alive, terminate_all
 from cli.devnet.testnet import (
     CONFIG_FILE,
@@ -414,16 +414,6 @@ def describe_machine() -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%d %H:%M %Z"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-
-
-def get_cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # ---------------------------------------------------------------------------------------

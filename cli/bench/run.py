@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import platform
 import random
 import resource
 import time
@@ -49,6 +50,17 @@ PROGRESS_S: Final = 0.25
 RSS_POLL_S: Final = 0.5
 CHECK_SAMPLE: Final = 100
 HTTP_TIMEOUT_S: Final = 60.0
+
+
+def get_cpu_model() -> str:
+    """The CPU's model name, for reports (`/proc/cpuinfo` on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 class BenchError(CliError):
