@@ -9,7 +9,7 @@ block it commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,14 +175,20 @@ class Block:
         return pack([self.header.to_obj(), list(self.tx_bytes)])
 
     @staticmethod
-    def decode(data: bytes) -> Block:
+    def decode(data: bytes, held: Callable[[bytes], SignedTx | None] | None = None) -> Block:
+        """Strict decode. `held(raw)` may return an already decoded tx whose canonical
+        encoding is exactly `raw` (a node's mempool copy): that tx is not decoded again.
+        Decoding is deterministic, so the block is the same either way."""
         fields = expect_list(unpack(data, MAX_BLOCK_BYTES), 2, "block")
         header = BlockHeader.from_obj(fields[0])
         raw_txs = tuple(
             expect_bytes_max(raw, MAX_TX_BYTES, "tx")
             for raw in expect_list(fields[1], None, "block txs")
         )
-        txs = tuple(SignedTx.decode(raw) for raw in raw_txs)
+        if held is None:
+            txs = tuple(SignedTx.decode(raw) for raw in raw_txs)
+        else:
+            txs = tuple(held(raw) or SignedTx.decode(raw) for raw in raw_txs)
         # The signed txs must be the ones the header commits to.
         if compute_tx_root([tx.wire_hash for tx in txs]) != header.tx_root:
             fail("block tx root does not match its txs", "bad_tx_root")

@@ -41,7 +41,7 @@ from ledger.constants import (
     TX_VERSION,
 )
 from ledger.crypto import PrivateKey, sha256, signing_root_of_hash, verify_root
-from ledger.errors import BadSignature, MalformedTx, WrongChain
+from ledger.errors import BadSignature, CodecError, MalformedTx, WrongChain
 from ledger.ids import is_account_id
 
 MAX_CHAIN_ID_BYTES = 64
@@ -166,6 +166,20 @@ class SignedTx:
             fail("tx: not the canonical encoding", "non_canonical")
         # `data` is the canonical encoding: its hash is the wire hash.
         return _assemble(body, signatures, body_bytes, data)
+
+
+def peek_tx_hash(data: bytes) -> bytes | None:
+    """The tx id (body hash) an encoded signed tx names, read from its outer list alone,
+    or None when `data` is not shaped like one. No check of the tx: only to find a copy
+    of the same bytes already decoded (Block.decode's `held`), whose bytes the caller
+    compares."""
+    try:
+        outer = unpack(data, MAX_TX_BYTES)
+    except CodecError:
+        return None
+    if type(outer) is list and len(outer) == 3 and type(outer[1]) is bytes:
+        return sha256(outer[1])
+    return None
 
 
 def _assemble(

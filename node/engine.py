@@ -45,6 +45,7 @@ from ledger.schema import (
 )
 from ledger.state import get_validator_set
 from ledger.transition import BlockContext, BlockResult
+from ledger.tx import SignedTx, peek_tx_hash
 from node import messages as msg
 from node.blocks import BlockBuilder, BlockJudge, BlockLimits, Tip
 from node.config import ConsensusConfig
@@ -651,7 +652,7 @@ class Engine:
             return
         if not self._claim_round(proposal):
             return
-        block = Block.decode(raw_block)
+        block = Block.decode(raw_block, self._held_tx)
         if not self._is_proposed_header(proposal, block.header, message):
             return
         last_commit = Commit.decode(raw_last) if raw_last else None
@@ -660,6 +661,14 @@ class Engine:
         else:
             candidate = self._judge(block, raw_block, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
+
+    def _held_tx(self, raw: bytes) -> SignedTx | None:
+        """The mempool's decoded copy of the encoded tx `raw`, if it holds exactly these
+        bytes (a full block after a compact proposal mostly carries txs gossip brought):
+        decoding them again would give the same tx."""
+        tx_hash = peek_tx_hash(raw)
+        pending = self.mempool.get_pending(tx_hash) if tx_hash is not None else None
+        return pending.tx if pending is not None and pending.raw == raw else None
 
     def _claim_round(self, proposal: cs.Proposal) -> bool:
         """At most one block per round is decoded and executed: the first block hash the
@@ -801,7 +810,8 @@ class Engine:
                 # consensus may have committed it meanwhile: skip before decoding the txs
                 if decode_block_header(raw_block).height != self.height + 1:
                     continue
-                self._apply_synced(Block.decode(raw_block), Commit.decode(raw_commit))
+                block = Block.decode(raw_block, self._held_tx)
+                self._apply_synced(block, Commit.decode(raw_commit))
                 applied += 1
         except StoreError:
             raise  # our store failed, not the peer's block: the engine stops

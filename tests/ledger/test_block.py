@@ -27,7 +27,7 @@ from ledger.commands import Transfer
 from ledger.constants import BLOCK_VERSION
 from ledger.crypto import PrivateKey, sha256
 from ledger.errors import CodecError
-from ledger.tx import SignedTx, TxBody, sign_tx
+from ledger.tx import SignedTx, TxBody, peek_tx_hash, sign_tx
 
 KEY = PrivateKey.from_seed(bytes(range(32)))
 
@@ -86,6 +86,50 @@ def test_decoded_block_reuses_tx_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(SignedTx, "encode", no_reencoding)
     assert decoded.encode() == data
+
+
+def test_held_txs_are_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    block = make_block(4)
+    data = block.encode()
+    copies = {raw: tx for raw, tx in zip(block.tx_bytes, block.txs, strict=True)}
+    asked: list[bytes] = []
+
+    def held(raw: bytes) -> SignedTx | None:
+        asked.append(raw)
+        return copies.get(raw) if raw != block.tx_bytes[2] else None  # one not held
+
+    real_decode = SignedTx.decode
+    decoded_here: list[bytes] = []
+
+    def counting_decode(raw: bytes) -> SignedTx:
+        decoded_here.append(raw)
+        return real_decode(raw)
+
+    monkeypatch.setattr(SignedTx, "decode", staticmethod(counting_decode))
+    decoded = Block.decode(data, held)
+    assert decoded == block and decoded.encode() == data
+    assert asked == list(block.tx_bytes)
+    assert decoded_here == [block.tx_bytes[2]]  # only the one not held
+    assert all(decoded.txs[i] is block.txs[i] for i in (0, 1, 3))
+
+
+def test_a_held_copy_is_still_bound_by_the_tx_root() -> None:
+    # a `held` that returns another signed variant of a body (same tx id, other bytes)
+    # cannot slip it into the block: the root is over wire hashes
+    block = make_block()
+    other_key = PrivateKey.from_seed(bytes(range(1, 33)))
+    variant = sign_tx(block.txs[1].body, other_key)
+    with pytest.raises(CodecError) as info:
+        Block.decode(block.encode(), lambda raw: variant if raw == block.tx_bytes[1] else None)
+    assert info.value.code == "bad_tx_root"
+
+
+def test_peek_tx_hash() -> None:
+    tx = make_tx(3)
+    assert peek_tx_hash(tx.encode()) == tx.hash
+    assert peek_tx_hash(b"\xc1") is None  # not msgpack
+    assert peek_tx_hash(pack([1, 2, 3])) is None  # no body bytes
+    assert peek_tx_hash(pack([1, b"body"])) is None  # not three fields
 
 
 def test_empty_block() -> None:

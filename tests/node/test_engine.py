@@ -283,6 +283,26 @@ def test_compact_proposal_with_another_signed_variant_fetches_the_full_block() -
     run(scenario)
 
 
+def test_a_full_block_reuses_the_txs_the_mempool_holds() -> None:
+    def scenario() -> None:
+        engine, sent = make_engine()
+        name = proposer_name(engine)
+        held, missing = pay(0), pay(1)
+        engine.mempool._insert(PendingTx(held, held.encode(), NOW))
+        block = build(engine, [held, missing], name)
+        proposal = propose(block, make_node_key(name))
+        engine._handle(compact_message(proposal, block))
+        assert sent == [(PEER, msg.GET_PROPOSAL, block.hash)]  # one tx is missing
+        engine._handle(full_message(proposal, block))
+        candidate = engine.candidates[block.hash]
+        assert candidate.valid
+        assert candidate.block.txs[0] is held  # the mempool's copy, not decoded again
+        assert candidate.block.txs[1] is not missing and candidate.block.txs[1] == missing
+        engine.stop()
+
+    run(scenario)
+
+
 def ask(engine: Engine, peer_height: int) -> None:
     """Make `engine` request blocks from PEER (only replies to a request count)."""
     engine.sync.on_claim(PEER, peer_height)

@@ -92,10 +92,23 @@ def test_user_input_never_runs(desktop: Any, web_net: WebNet, story: Story) -> N
 
 
 def search_for(browser: Any, net: WebNet, query: str) -> None:
+    """Search from the network page and wait for the page the search leads to. Until the
+    browser starts navigating, its URL is still the network page's, so waiting only for
+    a URL without /search returned at once (and the next lookup read the old page)."""
     open_page(browser, net, "/")
+    start = browser.current_url
     box = browser.find_element(By.CSS_SELECTOR, "form.search input[name=q]")
     box.send_keys(query, Keys.ENTER)
-    until(browser, lambda b: "/search" not in b.current_url, f"the search for {query[:20]}")
+
+    def arrived(b: Any) -> bool:
+        url = b.current_url
+        return (
+            url != start
+            and "/search" not in url
+            and b.execute_script("return document.readyState") == "complete"
+        )
+
+    until(browser, arrived, f"the search for {query[:20]}")
 
 
 def test_the_search_box_finds_each_kind(desktop: Any, web_net: WebNet, story: Story) -> None:
