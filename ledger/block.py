@@ -41,7 +41,7 @@ from ledger.constants import (
 )
 from ledger.crypto import sha256
 from ledger.ids import is_bank_code
-from ledger.tx import SignedTx
+from ledger.tx import SignedTx, peek_tx_hash
 
 __all__ = [
     "COMMIT_VERSION",
@@ -212,6 +212,18 @@ def decode_block_header(data: bytes) -> BlockHeader:
     """The header of an encoded block, without decoding its txs (listings, tip hash)."""
     fields = expect_list(unpack(data, MAX_BLOCK_BYTES), 2, "block")
     return BlockHeader.from_obj(fields[0])
+
+
+def decode_block_tx_hashes(data: bytes) -> list[bytes]:
+    """The tx ids of an encoded block the node stored itself (so well formed), each read
+    from its tx's outer list (`peek_tx_hash`) rather than by decoding the whole tx: a
+    fifth of the cost, for listings such as a follower's `?view=hashes`."""
+    fields = expect_list(unpack(data, MAX_BLOCK_BYTES), 2, "block")
+    hashes = []
+    for raw in expect_list(fields[1], None, "block txs"):
+        tx_hash = peek_tx_hash(expect_bytes_max(raw, MAX_TX_BYTES, "tx"))
+        hashes.append(tx_hash if tx_hash is not None else SignedTx.decode(raw).hash)
+    return hashes
 
 
 def decode_block_tx(data: bytes, position: int) -> SignedTx | None:

@@ -11,7 +11,14 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ledger.block import Block, BlockHeader, Commit, decode_block_header, decode_block_tx
+from ledger.block import (
+    Block,
+    BlockHeader,
+    Commit,
+    decode_block_header,
+    decode_block_tx,
+    decode_block_tx_hashes,
+)
 from ledger.errors import (
     BlockError,
     CodecError,
@@ -223,6 +230,12 @@ def get_genesis_hash(store: KeyValueReader) -> bytes | None:
 def get_block(store: KeyValueReader, height: int) -> Block | None:
     raw = store.get(make_block_key(height))
     return None if raw is None else Block.decode(raw)
+
+
+def get_block_tx_hashes(store: KeyValueReader, height: int) -> list[bytes] | None:
+    """The tx ids of the block at `height`, in order, without decoding its txs."""
+    raw = store.get(make_block_key(height))
+    return None if raw is None else decode_block_tx_hashes(raw)
 
 
 def get_block_header(store: KeyValueReader, height: int) -> BlockHeader | None:

@@ -21,6 +21,7 @@ from ledger.block import (
     compute_validator_set_hash,
     decode_block_header,
     decode_block_tx,
+    decode_block_tx_hashes,
 )
 from ledger.codec import pack, unpack
 from ledger.commands import Transfer
@@ -122,6 +123,18 @@ def test_a_held_copy_is_still_bound_by_the_tx_root() -> None:
     with pytest.raises(CodecError) as info:
         Block.decode(block.encode(), lambda raw: variant if raw == block.tx_bytes[1] else None)
     assert info.value.code == "bad_tx_root"
+
+
+def test_block_tx_hashes_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    block = make_block(5)
+    data = block.encode()
+
+    def no_decoding(raw: bytes) -> SignedTx:
+        raise AssertionError("a tx was decoded")
+
+    monkeypatch.setattr(SignedTx, "decode", staticmethod(no_decoding))
+    assert decode_block_tx_hashes(data) == [tx.hash for tx in block.txs]
+    assert decode_block_tx_hashes(make_block(0).encode()) == []
 
 
 def test_peek_tx_hash() -> None:

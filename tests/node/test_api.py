@@ -366,3 +366,27 @@ def test_a_payment_that_fails_in_its_block_does_not_stop_the_back_office(net: Ne
     for amount in ("4", "5"):
         code, paid, _ = _transfer(net, dict(_payment(amount), wait_ms=20_000))
         assert code == 202 and paid["status"] == "committed", paid
+
+
+def test_the_hashes_view_lists_a_blocks_tx_ids(net: Net) -> None:
+    """?view=hashes (what `bakong bench` follows) reads the ids without decoding the txs:
+    the same ids, in order, as the full view, by height or by hash."""
+    txs = [net.issue("aba", 1) for _ in range(3)]
+    for tx in txs:
+        assert net.submit("nbc", tx)[0] == 202
+    net.wait_committed(BANK, [tx.hash.hex() for tx in txs])
+    _, tip = _get(net, "/v1/blocks?limit=20")
+    heights = [b["height"] for b in tip["blocks"] if b["txs"]]
+    seen: list[str] = []
+    for height in heights:
+        code, full = _get(net, f"/v1/blocks/{height}")
+        assert code == 200
+        ids = [t["hash"] for t in full["txs"]]
+        assert _get(net, f"/v1/blocks/{height}?view=hashes") == (
+            200, {"height": height, "tx_hashes": ids}
+        )  # fmt: skip
+        by_hash = _get(net, f"/v1/blocks/{full['hash']}?view=hashes")
+        assert by_hash == (200, {"height": height, "tx_hashes": ids})
+        seen += ids
+    assert {tx.hash.hex() for tx in txs} <= set(seen)
+    assert _refused(_get(net, f"/v1/blocks/{2**40}?view=hashes")) == "not_found"
