@@ -531,12 +531,18 @@ class Engine:
     ) -> None:
         """Store a decided or synced block, then everything that follows any commit:
         metrics, mempool eviction, waiting clients."""
-        chain.commit_block(self.store, block, commit, result)
-        self._tip = (block.height, block.hash)
+        # The parent's certificate this block carries replaces the one stored (the first
+        # quorum this node saw) in the block's own write: what sync serves then matches
+        # the block's last_commit_hash.
+        parent_commit = None
         if last_commit is not None and block.height > 1:
             stored = chain.get_commit(self.store, block.height - 1)
-            if stored is None or stored.hash != last_commit.hash:
-                chain.save_commit(self.store, block.height - 1, last_commit)
+            replaces = stored is None or stored.hash != last_commit.hash
+            certifies_tip = (last_commit.height, last_commit.block_hash) == self._tip
+            if replaces and certifies_tip:
+                parent_commit = last_commit
+        chain.commit_block(self.store, block, commit, result, parent_commit)
+        self._tip = (block.height, block.hash)
         now = self.clock_ms()
         self.metrics.block_interval.observe(max(0, now - self.last_commit_ms) / 1000)
         self.last_commit_ms = now

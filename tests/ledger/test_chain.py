@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -278,6 +279,33 @@ def test_invalid_save_commit(store: MemoryStore) -> None:
     with pytest.raises(BlockError):
         save_commit(store, 0, make_commit(block))
     assert get_commit(store, 1) == make_commit(block)
+
+
+def test_a_block_replaces_its_parents_commit_in_its_own_write(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = commit_next(store, [make_tx(0)])
+    block, result = next_block(store, [make_tx(1)])
+    writes: list[int] = []
+    real_batch = store.atomic_batch
+
+    def counting_batch(*args: Any, **kwargs: Any) -> Any:
+        writes.append(1)
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(store, "atomic_batch", counting_batch)
+    commit_block(store, block, make_commit(block), result, make_commit(first, 3))
+    assert writes == [1]  # block and the parent's certificate: one atomic write
+    assert get_commit(store, 1) == make_commit(first, 3)
+    assert get_block(store, 2) == block
+
+
+def test_a_parent_commit_for_another_block_commits_nothing(store: MemoryStore) -> None:
+    commit_next(store, [make_tx(0)])
+    block, result = next_block(store, [make_tx(1)])
+    with pytest.raises(BlockError):
+        commit_block(store, block, make_commit(block), result, Commit(1, 0, b"o" * 32, ()))
+    assert get_block(store, 2) is None
 
 
 def test_missing_reads(store: MemoryStore) -> None:

@@ -4,7 +4,8 @@ precommits decide it, without checking its txs' signatures again, and commits it
 never decides on precommits that do not verify, nor on a certificate below the quorum;
 a decided block that does not execute is not committed; synced blocks are trusted on
 their certificate only when `trust_commits` is on; and it still verifies every tx its
-own clients submit. The validator's side (judging live, caching verified signatures)
+own clients submit. Also: a committed block's parent certificate replaces the stored
+one in the block's own write. The validator's side (judging live, caching verified signatures)
 is tests/node/test_engine.py, whose observer has `trust_commits` off.
 """
 
@@ -15,7 +16,8 @@ from dataclasses import replace
 import pytest
 
 import consensus as cs
-from ledger.block import Block
+from ledger import chain
+from ledger.block import Block, Commit, CommitSig
 from node import messages as msg
 from node.blocks import Tip
 from node.engine import Engine, PeerMessage
@@ -72,6 +74,44 @@ def test_a_decided_block_is_executed_without_rechecking_signatures() -> None:
         assert engine.height == 1
         assert engine.metrics.trusted_blocks == 1
         assert len(engine.mempool.verified) == 0  # no signature was verified
+        engine.stop()
+
+    run(scenario)
+
+
+def test_a_block_carrying_another_parent_certificate_replaces_the_stored_one() -> None:
+    """The parent's certificate a committed block carries (its last_commit) replaces the
+    quorum this node stored for the parent, so that sync serves what the header names;
+    it is written with the block (`chain.commit_block`'s parent_commit), not after."""
+
+    def scenario() -> None:
+        engine, _ = make_engine(trust_commits=False)
+        first = build(engine, [pay(0)], proposer_name(engine))
+        engine._handle(full_message(propose(first, make_node_key(first.header.proposer)), first))
+        for name in validator_names(engine):
+            engine._handle(precommit(name, first))
+        assert engine.height == 1
+        stored = chain.get_commit(engine.store, 1)
+        # the next proposer's certificate for block 1: the same block, decided in round 1
+        votes = [
+            cs.sign_vote(make_node_key(n), CHAIN_ID, cs.VoteType.PRECOMMIT, 1, 1, first.hash)
+            for n in validator_names(engine)
+        ]
+        other = Commit(1, 1, first.hash, tuple(CommitSig(v.validator, v.signature) for v in votes))
+        assert stored is not None and other.hash != stored.hash
+        name = proposer_name(engine)
+        second = build(engine, [pay(1)], name)
+        header = replace(second.header, last_commit_hash=other.hash)
+        second = Block(header, second.txs)
+        proposal = propose(second, make_node_key(name))
+        engine._handle(
+            PeerMessage(PEER, msg.PROPOSAL, [proposal.encode(), second.encode(), other.encode()])
+        )
+        assert engine.candidates[second.hash].valid
+        for voter in validator_names(engine):
+            engine._handle(precommit(voter, second))
+        assert engine.height == 2
+        assert chain.get_commit(engine.store, 1) == other
         engine.stop()
 
     run(scenario)
