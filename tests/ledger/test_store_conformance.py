@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import plyvel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -209,6 +210,34 @@ def test_leveldb_persists_across_reopen(tmp_path: Path) -> None:
     second = LevelDBStore(tmp_path / "db", create_if_missing=False)
     assert second.get(b"a") == b"1"
     second.close()
+
+
+def _table_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.glob("*.ldb"))
+
+
+def test_leveldb_tables_are_not_compressed(tmp_path: Path) -> None:
+    # 2 MB that Snappy would shrink to a few KB: uncompressed tables keep their size
+    store = LevelDBStore(tmp_path / "db")
+    with store.atomic_batch() as batch:
+        for i in range(2_000):
+            batch.put(b"k%06d" % i, b"a" * 1_000)
+    store._db.compact_range()
+    assert _table_bytes(tmp_path / "db") > 1_900_000
+    store.close()
+
+
+def test_leveldb_reads_tables_an_older_version_compressed(tmp_path: Path) -> None:
+    old = plyvel.DB(str(tmp_path / "db"), create_if_missing=True, compression="snappy")
+    for i in range(2_000):
+        old.put(b"k%06d" % i, b"a" * 1_000)
+    old.compact_range()
+    old.close()
+    assert _table_bytes(tmp_path / "db") < 500_000  # those tables are compressed
+    store = LevelDBStore(tmp_path / "db", create_if_missing=False)
+    assert store.get(b"k001999") == b"a" * 1_000
+    assert len(list(store.iterate(b"k"))) == 2_000
+    store.close()
 
 
 def test_invalid_leveldb_locked(tmp_path: Path) -> None:
