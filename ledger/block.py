@@ -188,11 +188,20 @@ class Block:
         if held is None:
             txs = tuple(SignedTx.decode(raw) for raw in raw_txs)
         else:
-            txs = tuple(held(raw) or SignedTx.decode(raw) for raw in raw_txs)
+            txs = tuple(_held_or_decoded(raw, held) for raw in raw_txs)
         # The signed txs must be the ones the header commits to.
         if compute_tx_root([tx.wire_hash for tx in txs]) != header.tx_root:
             fail("block tx root does not match its txs", "bad_tx_root")
         return assemble_block(header, txs, raw_txs)
+
+
+def _held_or_decoded(raw: bytes, held: Callable[[bytes], SignedTx | None]) -> SignedTx:
+    """`held`'s copy of `raw` if it is one (its wire hash is the hash of exactly these
+    bytes, so the stored bytes and the executed tx cannot differ), else `raw` decoded."""
+    tx = held(raw)
+    if tx is not None and tx.wire_hash == sha256(raw):
+        return tx
+    return SignedTx.decode(raw)
 
 
 def assemble_block(

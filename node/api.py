@@ -286,7 +286,7 @@ async def get_block(request: web.Request) -> web.Response:
     if request.query.get("view") == "hashes":
         # what a follower such as `bakong bench` needs, without decoding or rendering
         # every tx: a height the chain holds is read straight from the store
-        height = int(ref) if ref.isdigit() and len(ref) < MIN_PREFIX else None
+        height = int(ref) if len(ref) < MIN_PREFIX and _UINT_RE.fullmatch(ref) else None
         found = chain.get_block_tx_hashes(node.store, height) if height else None
         if height is None or found is None:
             height, found = _block_ref_hashes(node, ref)

@@ -531,9 +531,9 @@ class Engine:
     ) -> None:
         """Store a decided or synced block, then everything that follows any commit:
         metrics, mempool eviction, waiting clients."""
-        # The parent's certificate this block carries replaces the one stored (the first
-        # quorum this node saw) in the block's own write: what sync serves then matches
-        # the block's last_commit_hash.
+        # A decided block's parent certificate replaces the one stored (the first quorum
+        # this node saw) in the block's own write: what sync serves then matches the
+        # block's last_commit_hash. (A synced block comes with no last commit here.)
         parent_commit = None
         if last_commit is not None and block.height > 1:
             stored = chain.get_commit(self.store, block.height - 1)
@@ -541,6 +541,8 @@ class Engine:
             certifies_tip = (last_commit.height, last_commit.block_hash) == self._tip
             if replaces and certifies_tip:
                 parent_commit = last_commit
+            elif replaces:  # judging checked it against the tip: should never happen
+                log.warning("block %d: its last commit does not certify the tip", block.height)
         chain.commit_block(self.store, block, commit, result, parent_commit)
         self._tip = (block.height, block.hash)
         now = self.clock_ms()

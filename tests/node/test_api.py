@@ -390,3 +390,7 @@ def test_the_hashes_view_lists_a_blocks_tx_ids(net: Net) -> None:
         seen += ids
     assert {tx.hash.hex() for tx in txs} <= set(seen)
     assert _refused(_get(net, f"/v1/blocks/{2**40}?view=hashes")) == "not_found"
+    # digits other than ASCII are no height, in either view
+    for digits in ("%C2%B2", "%D9%A1"):  # superscript two, Arabic-Indic one
+        for view in ("", "?view=hashes"):
+            assert _refused(_get(net, f"/v1/blocks/{digits}{view}")) == "bad_parameter"
