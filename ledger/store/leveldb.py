@@ -24,10 +24,11 @@ class LevelDBStore:
         self.path = Path(path)
         try:
             # Bloom filters make misses (a new tx hash, a new account) cheap. No
-            # compression: what is stored is mostly hashes, keys and signatures, which
-            # Snappy hardly shrinks (a 100,000-tx chain: 30-36 MB with, 36 without), while it
-            # cost 5 % of a validator's CPU and three quarters of the background CPU of
-            # compaction (scripts/bench_ledger.py: commit 42,977 -> 77,518 tx/s of CPU).
+            # compression, a trade of disk for CPU: Snappy cost 5 % of a validator's CPU
+            # and most of compaction's (bench_ledger: commit 42,977 -> 77,518 tx/s of CPU;
+            # 4 + 1 nodes: 2,589 -> 2,923 tx/s); the store grows from 308 to 505 bytes
+            # per tx on a million-account chain (hashes and signatures do not compress,
+            # account names in keys did). docs/performance.md has the figures.
             # Tables an older version compressed stay readable: LevelDB records the
             # compression of each block.
             self._db = plyvel.DB(
