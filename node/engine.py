@@ -671,12 +671,11 @@ class Engine:
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
     def _held_tx(self, raw: bytes) -> SignedTx | None:
-        """The mempool's decoded copy of the encoded tx `raw`, if it holds exactly these
-        bytes (a full block after a compact proposal mostly carries txs gossip brought):
-        decoding them again would give the same tx."""
+        """The mempool's decoded tx with the id `raw` names (a full block after a compact
+        proposal mostly carries txs gossip brought). `Block.decode` takes it only if it
+        is exactly these bytes (its wire hash), else decodes them."""
         tx_hash = peek_tx_hash(raw)
-        pending = self.mempool.get_pending(tx_hash) if tx_hash is not None else None
-        return pending.tx if pending is not None and pending.raw == raw else None
+        return self.mempool.get(tx_hash) if tx_hash is not None else None
 
     def _claim_round(self, proposal: cs.Proposal) -> bool:
         """At most one block per round is decoded and executed: the first block hash the

@@ -72,8 +72,6 @@ from node.config import load_config
 from node.keyfile import read_key_file
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-# Testnet ports stay in [12000, 32000): below the kernel's ephemeral range (32768+),
-# whose ports dialing nodes take as source ports.
 INIT_ATTEMPTS: Final = 5
 UP_TIMEOUT_S: Final = 180.0
 STOP_GRACE_S: Final = 30.0
