@@ -129,6 +129,16 @@ class MempoolConfig:
     # node/verifier.py): for a node with cores of its own. 0: verify inline (best when
     # nodes share the cores, as on a one-machine testnet).
     verify_workers: int = 0
+    # Validators share the verification of gossiped txs (node/attest.py): a batch is
+    # verified by its origin and by the f validators after it, which attest it; the
+    # others admit it once f+1 validators vouch for it, without verifying its signatures
+    # again (every other check still runs). false: this node verifies every gossiped tx
+    # itself (it still attests the batches it is one of the f+1 for).
+    shared_verification: bool = True
+    # How long a validator waits for a batch's f+1 vouchers before verifying it itself.
+    vouch_wait_ms: int = 300
+    # Gossiped txs waiting for vouchers at most; beyond, a batch is verified at once.
+    max_vouch_waiting: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,6 +194,9 @@ class Engine:
         self.evidence = EvidencePool(store)
         self._on_fatal = on_fatal
         self.failure: BaseException | None = None
+        # Gossiped txs held outside the mempool until validators vouch for them
+        # (node/attest.py), by id: a proposal may name them before they are admitted.
+        self.waiting_tx: Callable[[bytes], tuple[SignedTx, bytes] | None] = lambda tx_hash: None
 
     # Queries.
     @property
@@ -675,7 +678,19 @@ class Engine:
         proposal mostly carries txs gossip brought). `Block.decode` takes it only if it
         is exactly these bytes (its wire hash), else decodes them."""
         tx_hash = peek_tx_hash(raw)
-        return self.mempool.get(tx_hash) if tx_hash is not None else None
+        if tx_hash is None:
+            return None
+        held = self._held(tx_hash)
+        return held[0] if held is not None else None
+
+    def _held(self, tx_hash: bytes) -> tuple[SignedTx, bytes] | None:
+        """A tx this node holds by id, decoded and raw: in the mempool, or gossiped and
+        waiting for vouchers (its signatures are then verified when a block is judged:
+        only admitted txs are in the verified cache)."""
+        pending = self.mempool.get_pending(tx_hash)
+        if pending is not None:
+            return pending.tx, pending.raw
+        return self.waiting_tx(tx_hash)
 
     def _claim_round(self, proposal: cs.Proposal) -> bool:
         """At most one block per round is decoded and executed: the first block hash the
@@ -712,18 +727,18 @@ class Engine:
             return
         candidate = self.at.candidates.get(header.hash)
         if candidate is None:
-            pending = [self.mempool.get_pending(tx_hash) for tx_hash in hashes]
-            held = [p for p in pending if p is not None]
-            if len(held) != len(pending):
+            found = [self._held(tx_hash) for tx_hash in hashes]
+            held = [h for h in found if h is not None]
+            if len(held) != len(found):
                 self._fetch_proposal(message.peer, header.hash)
                 return
             # The root is over wire hashes: a mismatch means a wrong list, or that this
             # mempool holds another signed variant of a body. The full block tells.
-            if compute_tx_root([p.tx.wire_hash for p in held]) != header.tx_root:
+            if compute_tx_root([tx.wire_hash for tx, _ in held]) != header.tx_root:
                 log.info("compact proposal: txs held here do not match the tx root; fetching")
                 self._fetch_proposal(message.peer, header.hash)
                 return
-            block = assemble_block(header, tuple(p.tx for p in held), tuple(p.raw for p in held))
+            block = assemble_block(header, tuple(t for t, _ in held), tuple(r for _, r in held))
             last_commit = Commit.decode(raw_last) if raw_last else None
             if self.follows(proposal.height):
                 candidate = self._trusted_candidate(block, None, last_commit)

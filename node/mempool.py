@@ -278,12 +278,24 @@ class Mempool:
             return False
         return True
 
-    def check(self, tx: SignedTx, now_ms: int, bad_signatures: Collection[bytes] = ()) -> Account:
+    def check(
+        self,
+        tx: SignedTx,
+        now_ms: int,
+        bad_signatures: Collection[bytes] = (),
+        vouched: Collection[bytes] = (),
+    ) -> Account:
         """Every admission check except the limits (capacity, queues); raises MempoolError.
         Returns the signer's account. `bad_signatures`: wire hashes already found not to
-        verify (by a verifier pool), refused without verifying again."""
+        verify (by a verifier pool), refused without verifying again. `vouched`: wire
+        hashes whose signatures f+1 validators vouched for (node/attest.py), taken as
+        verified (and cached as such) once every other check before them passed."""
         account = self._check_before_signatures(tx, now_ms)
-        if tx.wire_hash in bad_signatures or not self.verified.verify(tx):
+        if tx.wire_hash in bad_signatures:
+            raise MempoolError("bad_signature", "signature does not verify")
+        if tx.wire_hash in vouched:
+            self.verified.add(tx.wire_hash)
+        elif not self.verified.verify(tx):
             raise MempoolError("bad_signature", "signature does not verify")
         # A payment's KHQR code binds it (the ledger's rule, expiry at this node's clock).
         try:
@@ -336,15 +348,17 @@ class Mempool:
         *,
         persist: bool = True,
         bad_signatures: Collection[bytes] = (),
+        vouched: Collection[bytes] = (),
     ) -> list[tuple[bytes, MempoolError | None]]:
         """Admit a batch with one store batch; per-tx outcome in order. `persist` False
         (gossiped txs) keeps them in memory only: an acknowledged tx is in the store of
-        the node that acknowledged it, which gossips it again after a restart."""
+        the node that acknowledged it, which gossips it again after a restart.
+        `bad_signatures` and `vouched` as in `check`."""
         outcomes: list[tuple[bytes, MempoolError | None]] = []
         admitted: list[PendingTx] = []
         for tx, raw in items:
             try:
-                account = self.check(tx, now_ms, bad_signatures)
+                account = self.check(tx, now_ms, bad_signatures, vouched)
                 self._check_room(tx, account)
             except MempoolError as exc:
                 outcomes.append((tx.hash, exc))

@@ -20,6 +20,7 @@ GET_BLOCKS: Final = 20  # [from height, limit]
 BLOCKS: Final = 21  # [[block, commit], ...]
 COMPACT_PROPOSAL: Final = 22  # [proposal, header, [tx hash, ...], last commit or b""]
 GET_PROPOSAL: Final = 23  # block hash: "send me the full proposal, I miss some of its txs"
+ATTEST: Final = 24  # batch digest: "I verified every signature of that tx batch" (node/attest.py)
 
 MAX_TX_BATCH = 10_000
 MAX_SYNC_BLOCKS = 50
@@ -54,6 +55,10 @@ def compute_block_frame_bytes(max_block_bytes: int, max_block_txs: int) -> int:
 def parse_tx_batch(payload: Any) -> list[bytes]:
     items = expect_list_max(payload, MAX_TX_BATCH, "tx batch")
     return [expect_bytes(item, None, "tx") for item in items]
+
+
+def parse_attest(payload: Any) -> bytes:
+    return expect_bytes(payload, 32, "batch digest")
 
 
 def parse_proposal(payload: Any) -> tuple[bytes, bytes, bytes]:

@@ -49,6 +49,13 @@ class Metrics:
     # Gossiped tx batches a follower ignored, and blocks it executed on a certificate.
     ignored_gossip_batches: int = 0
     trusted_blocks: int = 0
+    # Shared verification of gossip (node/attest.py): batches this validator attested,
+    # admitted on f+1 vouchers, or verified itself after waiting; attestations from
+    # peers that are no validators.
+    attested_batches: int = 0
+    vouched_batches: int = 0
+    unvouched_batches: int = 0
+    ignored_attestations: int = 0
     # Peers' proposals dropped before their block was looked at, by reason.
     dropped_proposals: dict[str, int] = field(default_factory=dict)
 
@@ -131,6 +138,26 @@ def collect(snap: Snapshot) -> list[Metric]:
             "bakong_ignored_gossip_batches_total",
             "Gossiped tx batches a follower ignored (it takes txs from blocks).",
             m.ignored_gossip_batches,
+        ),
+        _counter(
+            "bakong_attested_batches_total",
+            "Gossiped tx batches this validator verified and attested to the others.",
+            m.attested_batches,
+        ),
+        _counter(
+            "bakong_vouched_batches_total",
+            "Gossiped tx batches admitted on f+1 validators' attestations, not verified here.",
+            m.vouched_batches,
+        ),
+        _counter(
+            "bakong_unvouched_batches_total",
+            "Gossiped tx batches verified here after waiting for attestations in vain.",
+            m.unvouched_batches,
+        ),
+        _counter(
+            "bakong_ignored_attestations_total",
+            "Attestations from peers that are no validators (ignored).",
+            m.ignored_attestations,
         ),
         _counter(
             "bakong_received_txs_total", "Transactions accepted from clients.", m.received_txs

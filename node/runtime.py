@@ -7,6 +7,7 @@ and stops it with the aiohttp application.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -15,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from consensus.validators import ValidatorSet
 from genesis.load import genesis_hash, load_genesis_file, load_genesis_into
 from ledger import chain
 from ledger.block import Block
@@ -26,6 +28,13 @@ from ledger.store.leveldb import LevelDBStore
 from ledger.transition import BlockResult
 from ledger.tx import SignedTx, compute_next_nonce
 from node import messages as msg
+from node.attest import (
+    Attestations,
+    WaitingBatch,
+    compute_batch_digest,
+    designated_verifiers,
+    is_vouched,
+)
 from node.config import NodeConfig, parse_peer
 from node.engine import Engine, PeerGone, PeerMessage, _StatusTick
 from node.idempotency import IdempotencyLog
@@ -119,6 +128,7 @@ class Node:
         ):
             router.register(kind, self._to_engine(kind))
         router.register(msg.TX_BATCH, self._on_tx_batch)
+        router.register(msg.ATTEST, self._on_attest)
         router.register(msg.GET_BLOCKS, self._on_get_blocks)
         self.waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
         self.admitted_at: OrderedDict[bytes, int] = OrderedDict()
@@ -126,6 +136,12 @@ class Node:
         self._served_blocks_at: dict[bytes, float] = {}
         self._gossip_scheduled = False
         self._tasks: list[asyncio.Task[Any]] = []
+        # Gossiped batches waiting for f+1 validators to vouch for them (node/attest.py):
+        # one event per waiting digest, and each origin's last batch (admitted in order).
+        self.attestations = Attestations(config.mempool.max_vouch_waiting)
+        self._vouched: dict[bytes, asyncio.Event] = {}
+        self._origin_tail: dict[bytes, asyncio.Task[None]] = {}
+        self.engine.waiting_tx = self.attestations.lookup
         self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
         openapi = config.openapi
         self.sandbox = Sandbox(  # the Open API sandbox's registrations, tokens, deeplinks
@@ -166,7 +182,10 @@ class Node:
         self.engine.stop()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        waiting = list(self._origin_tail.values())
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *waiting, return_exceptions=True)
         await self.p2p.stop()
         self.verifier.close()
         for futures in self.waiters.values():
@@ -311,7 +330,12 @@ class Node:
     async def _on_tx_batch(self, peer: bytes, payload: Any) -> None:
         """Admit gossiped txs (`_admit`: a slice at a time). A follower (no
         validator, trusting commits) takes none: it never proposes, and executes blocks
-        as their certificates decide them."""
+        as their certificates decide them.
+
+        A validator shares the verification (node/attest.py): as one of a batch's f+1
+        verifiers it admits the batch and, when every tx of it was admitted, attests it
+        to the other validators; otherwise it holds the batch until f+1 validators vouch
+        for it, or its wait ends. Each origin's batches are admitted in arrival order."""
         if self.engine.follows():
             self.metrics.ignored_gossip_batches += 1
             return
@@ -320,9 +344,101 @@ class Node:
         items = [
             (tx, raw) for tx, raw in zip(decoded, raws, strict=True) if isinstance(tx, SignedTx)
         ]
-        outcomes = await self._admit(items, persist=False)
+        validators = self.engine.get_validators(self.engine.height + 1)
+        me = self.node_key.public_key
+        if items and len(items) == len(raws) and validators.get_index(me) is not None:
+            digest = compute_batch_digest([tx.wire_hash for tx, _ in items])
+            if me in designated_verifiers(validators, peer, digest):
+                await self._after_earlier(peer)
+                outcomes = await self._admit(items, persist=False)
+                if all(error is None for _, error in outcomes):
+                    self._attest(validators, peer, digest)
+                self._wake_if_admitted(outcomes)
+                return
+            if self.config.mempool.shared_verification:
+                batch = self.attestations.wait(validators, peer, digest, items)
+                if batch is not None:
+                    self._vouched[digest] = asyncio.Event()
+                    task = asyncio.create_task(
+                        self._admit_when_vouched(batch, self._origin_tail.get(peer)),
+                        name="vouched-admission",
+                    )
+                    self._origin_tail[peer] = task
+                    task.add_done_callback(lambda done: self._forget_tail(peer, done))
+                    return
+        await self._after_earlier(peer)
+        self._wake_if_admitted(await self._admit(items, persist=False))
+
+    def _wake_if_admitted(self, outcomes: list[tuple[bytes, MempoolError | None]]) -> None:
         if any(error is None for _, error in outcomes):
             self.engine.wake()
+
+    async def _after_earlier(self, origin: bytes) -> None:
+        """Wait (without cancelling it) for the origin's batch still waiting for vouchers."""
+        tail = self._origin_tail.get(origin)
+        if tail is not None and not tail.done():
+            await asyncio.wait([tail])
+
+    def _forget_tail(self, origin: bytes, task: asyncio.Task[None]) -> None:
+        if self._origin_tail.get(origin) is task:
+            del self._origin_tail[origin]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("admitting a vouched batch failed", exc_info=task.exception())
+
+    def _attest(self, validators: ValidatorSet, origin: bytes, digest: bytes) -> None:
+        """Tell the other validators (not the origin, which verified it) that every
+        signature of the batch verified here."""
+        skip = (origin, self.node_key.public_key)
+        for validator in validators.validators:
+            if validator.public_key not in skip:
+                self.p2p.send(validator.public_key, msg.ATTEST, digest)
+        self.metrics.attested_batches += 1
+
+    async def _admit_when_vouched(
+        self, batch: WaitingBatch, earlier: asyncio.Task[None] | None
+    ) -> None:
+        """Admit a held batch once f+1 validators vouch for it, without verifying its
+        signatures; verify them here if they do not within `vouch_wait_ms`."""
+        event = self._vouched[batch.digest]
+        try:
+            validators = self.engine.get_validators(self.engine.height + 1)
+            if not is_vouched(validators, batch.vouchers):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), self.config.mempool.vouch_wait_ms / 1000)
+            if earlier is not None and not earlier.done():
+                await asyncio.wait([earlier])
+        finally:
+            self.attestations.release(batch)
+            self._vouched.pop(batch.digest, None)
+        validators = self.engine.get_validators(self.engine.height + 1)
+        vouched = validators.get_index(self.node_key.public_key) is not None and is_vouched(
+            validators, batch.vouchers
+        )
+        if not vouched:
+            self.metrics.unvouched_batches += 1
+            self._wake_if_admitted(await self._admit(batch.items, persist=False))
+            return
+        self.metrics.vouched_batches += 1
+        wire_hashes = {tx.wire_hash for tx, _ in batch.items}
+        outcomes: list[tuple[bytes, MempoolError | None]] = []
+        for start in range(0, len(batch.items), ADMIT_SLICE):
+            part = batch.items[start : start + ADMIT_SLICE]
+            outcomes.extend(
+                self.mempool.add_many(part, self.clock_ms(), persist=False, vouched=wire_hashes)
+            )
+            await asyncio.sleep(0)
+        self._wake_if_admitted(outcomes)
+
+    def _on_attest(self, peer: bytes, payload: Any) -> None:
+        """A validator verified every signature of a gossiped batch (node/attest.py)."""
+        digest = msg.parse_attest(payload)
+        validators = self.engine.get_validators(self.engine.height + 1)
+        if validators.get_index(peer) is None:
+            self.metrics.ignored_attestations += 1
+            return
+        batch = self.attestations.vouch(validators, peer, digest)
+        if batch is not None and (event := self._vouched.get(batch.digest)) is not None:
+            event.set()
 
     def _on_get_blocks(self, peer: bytes, payload: Any) -> None:
         """A sync request: up to a frame of blocks. A peer syncs one request at a time, so

@@ -131,6 +131,7 @@ def _summary_table(report: dict[str, Any]) -> Table:
     rows = [
         ("committed tx/s (window)", f"{report['tps']:,.1f}"),
         ("offered tx/s", f"{report['offered_tps']:,.1f}"),
+        ("pre-signed pool", _pool(report)),
         ("committed", f"{report['committed']:,} of {report['sent']:,} sent"),
         ("latency p50/p95/p99", f"{lat['p50']:,.0f} / {lat['p95']:,.0f} / {lat['p99']:,.0f} ms"),
         ("verification bound", f"{report['verify_bound_tps']:,.0f} tx/s"),
@@ -149,6 +150,13 @@ def _summary_table(report: dict[str, Any]) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _pool(report: dict[str, Any]) -> str:
+    presigned = f"{report['presigned']:,} txs"
+    if report.get("pool_exhausted"):
+        return f"{presigned}, all sent: the tx/s above is a floor (run shorter)"
+    return presigned
 
 
 def _counts(values: dict[str, Any]) -> str:

@@ -41,8 +41,9 @@ BENCH_ASSET: Final = "KHR"
 FUNDING: Final = 1_000_000
 # A CreateAccount and a Transfer per account: 32 accounts fill a 64-command tx.
 ACCOUNTS_PER_SETUP_TX: Final = 32
-# Without --rate there is no schedule to size the pre-signed pool by: assume this rate.
-UNLIMITED_RATE_ESTIMATE: Final = 4000
+# Without --rate there is no schedule to size the pre-signed pool by: assume this rate
+# (a run that sends the whole pool says so: `pool_exhausted`, its tx/s then a floor).
+UNLIMITED_RATE_ESTIMATE: Final = 10_000
 SIGN_JOB_NONCES: Final = 8
 TICK_S: Final = 0.01
 FOLLOW_POLL_S: Final = 0.02
@@ -681,6 +682,8 @@ def build_report(
         "offered_tps": round(_released_in_window(tracker, window_end) / config.duration_s, 1),
         "sent": tracker.released,
         "presigned": len(tracker.hashes),
+        # closed loop only: every pre-signed tx went out, so the nodes were not saturated
+        "pool_exhausted": not config.rate and tracker.released >= len(tracker.hashes),
         "committed_in_window": in_window,
         "tps_until_last_commit": round(tracker.committed / (last_commit - state.start), 1)
         if last_commit > state.start

@@ -303,6 +303,39 @@ def test_a_full_block_reuses_the_txs_the_mempool_holds() -> None:
     run(scenario)
 
 
+def test_a_compact_proposal_may_name_txs_waiting_for_vouchers() -> None:
+    """Gossiped txs held until validators vouch for them (node/attest.py) fill a compact
+    proposal without a fetch, and their signatures are verified when it is judged: they
+    are not in the verified cache."""
+
+    def scenario() -> None:
+        engine, sent = make_engine()
+        name = proposer_name(engine)
+        admitted, waiting = pay(0), pay(1)
+        engine.mempool._insert(PendingTx(admitted, admitted.encode(), NOW))
+        engine.mempool.verified.add(admitted.wire_hash)
+        held = {waiting.hash: (waiting, waiting.encode())}
+        engine.waiting_tx = held.get
+        block = build(engine, [admitted, waiting], name)
+        engine._handle(compact_message(propose(block, make_node_key(name)), block))
+        assert sent == []  # nothing fetched
+        candidate = engine.candidates[block.hash]
+        assert candidate.valid and candidate.block.txs[1] is waiting
+        assert waiting.wire_hash in engine.mempool.verified  # verified, after the block
+        # a waiting forged variant is verified too, and refused
+        forged = forge(pay(2), ALICE.public_key)
+        held[forged.hash] = (forged, forged.encode())
+        next_name = proposer_name(engine, round_=1)
+        second = build(engine, [forged], next_name)
+        engine._handle(compact_message(propose(second, make_node_key(next_name), 1), second))
+        assert sent == []
+        assert not engine.candidates[second.hash].valid
+        assert forged.wire_hash not in engine.mempool.verified
+        engine.stop()
+
+    run(scenario)
+
+
 def ask(engine: Engine, peer_height: int) -> None:
     """Make `engine` request blocks from PEER (only replies to a request count)."""
     engine.sync.on_claim(PEER, peer_height)

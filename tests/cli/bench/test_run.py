@@ -78,7 +78,7 @@ def test_sign_job_nonce_major_and_valid() -> None:
 def test_presign_count() -> None:
     assert compute_presign_count(BenchConfig(duration_s=10, rate=500, accounts=20)) == 5000
     assert compute_presign_count(BenchConfig(duration_s=0.01, rate=5, accounts=20)) == 20
-    assert compute_presign_count(BenchConfig(duration_s=2, rate=0)) == 8000
+    assert compute_presign_count(BenchConfig(duration_s=2, rate=0)) == 20_000
 
 
 def test_compute_due_at_rate() -> None:
