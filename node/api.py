@@ -408,6 +408,15 @@ def _metrics_snapshot(node: Node) -> metrics_mod.Snapshot:
         evidence=node.engine.evidence_count,
         mempool_queued=node.mempool.queued_count,
         labelled={
+            "bakong_signature_checks_total": (
+                "Txs whose signatures this node verified (inline), by where: on admission "
+                "to the mempool, or while judging a block.",
+                "where",
+                {
+                    "admission": node.mempool.verified.checks,
+                    "block": node.engine.judge.checks,
+                },
+            ),
             "bakong_sync_replies_total": (
                 "Block sync replies and timeouts, by verdict.",
                 "verdict",

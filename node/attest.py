@@ -1,23 +1,36 @@
-"""Shared verification of gossiped txs: f+1 validators check a batch, the others trust them.
+"""Shared verification of gossiped txs: some validators check a batch, the others trust them.
 
 Every validator must believe each signature of every tx it votes on. It used to verify
-each gossiped tx itself, so with n validators each tx was verified n times. Now:
+each gossiped tx itself, so with n validators each tx was verified n times. Now, with k
+the number of vouchers a batch needs (the `threshold`):
 
 - A batch's origin (the node that took the txs from its clients and gossips them) has
   verified every signature in it: it admits only txs whose signatures verify.
-- The f validators after the origin in the set's order (f+1 validators from a point the
-  batch's digest picks, when the origin is no validator) verify the batch again. Each
-  that admits every tx of it sends ATTEST with the batch's digest to its peers.
-- Every other validator waits for those attestations. Once f+1 distinct validators of
-  the current set vouch for a batch (the origin among them, when it is a validator), at
-  least one of them is correct and verified every signature, so the batch is admitted
-  without verifying them again. Every other admission check still runs here.
-- A batch that does not gather f+1 within `wait_ms` is verified here, as before, so a
+- The k - 1 validators after the origin in the set's order (k validators from a point
+  the batch's digest picks, when the origin is no validator) verify the batch again.
+  Each that admits every tx of it sends ATTEST with the batch's digest to its peers.
+- Every other validator waits for those attestations. Once the k vouch for the batch
+  (the origin and its designated verifiers, all in the current set: an attestation from
+  anyone else counts for nothing), it is admitted without verifying its signatures
+  again. Every other admission check still runs here.
+- A batch that does not gather k within the wait is verified here, as before, so a
   silent or lying validator costs time, never correctness.
 
-An attestation travels over the sender's authenticated P2P session, so it needs no
-signature of its own: the session's key is the validator's key. Only the current
-validator set's keys count; the origin counts once however often it attests.
+The threshold is what a forged signature would take:
+- "quorum" (k = 2f+1, the default): only 2f+1 colluding validators could make a correct
+  one admit a tx nobody signed, and 2f+1 can already get any block certified. So this
+  trusts nothing that consensus does not already trust. With n = 4 each tx is verified
+  3 times instead of 4.
+- "one_correct" (k = f+1, at least 2): one of any f+1 validators is correct, so with at
+  most f Byzantine validators (the assumption consensus is safe under) nothing changes;
+  but f+1 colluding validators, an origin and the f after it in the set's order, could
+  then get a forged tx admitted and committed (the correct validators' votes carry it),
+  which takes 2f+1 otherwise. With n = 4, 2 verifications instead of 4.
+
+"Verified" above means admitted by a node that believes the signatures: it verified
+them, or they were vouched for to it the same way. An attestation travels over the
+sender's authenticated P2P session, so it needs no signature of its own: the session's
+key is the validator's key. A key counts once however often it attests.
 
 This module is the bookkeeping (who must verify, who vouched, what is waiting, within
 which bounds); `node.runtime` does the waiting and the admitting.
@@ -29,14 +42,27 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from consensus.validators import ValidatorSet
 from ledger.tx import SignedTx
 
 DIGEST_DOMAIN = b"bakong/gossip-batch/v1\x00"
 DIGEST_SIZE = 32
-# Attestations for batches not seen yet (a peer's ATTEST can overtake the origin's batch).
-MAX_EARLY = 4096
+# Attestations kept per validator for batches not seen yet (an ATTEST can overtake the
+# origin's batch); a validator's oldest go first.
+MAX_EARLY_PER_PEER = 1024
+
+Threshold = Literal["quorum", "one_correct"]
+THRESHOLDS: Final[tuple[Threshold, ...]] = ("quorum", "one_correct")
+
+
+def compute_vouchers_needed(validators: ValidatorSet, threshold: Threshold) -> int:
+    """k: 2f+1 for "quorum", f+1 for "one_correct"; never the origin alone while there is
+    another validator (with f = 0 there is no fault to tolerate, but one key is not
+    trusted on its own word)."""
+    k = validators.quorum if threshold == "quorum" else validators.one_correct
+    return max(k, min(2, validators.size))
 
 
 def compute_batch_digest(wire_hashes: Sequence[bytes]) -> bytes:
@@ -49,14 +75,14 @@ def compute_batch_digest(wire_hashes: Sequence[bytes]) -> bytes:
 
 
 def designated_verifiers(
-    validators: ValidatorSet, origin: bytes, digest: bytes
+    validators: ValidatorSet, origin: bytes, digest: bytes, threshold: Threshold
 ) -> tuple[bytes, ...]:
     """The validators that verify a batch and attest it. With the origin, when it is a
-    validator (it verified the batch before gossiping it), they are f+1: the f after it
-    in the set's order. Otherwise the f+1 from the position the digest picks."""
+    validator (it verified the batch before gossiping it), they are k: the k - 1 after
+    it in the set's order. Otherwise the k from the position the digest picks."""
     n = validators.size
     start = validators.get_index(origin)
-    count = validators.one_correct
+    count = compute_vouchers_needed(validators, threshold)
     if start is None:
         start = int.from_bytes(digest[:8], "big") % n
     else:
@@ -64,18 +90,24 @@ def designated_verifiers(
     return tuple(validators.validators[(start + k) % n].public_key for k in range(count))
 
 
-def count_vouchers(validators: ValidatorSet, vouchers: set[bytes]) -> int:
-    return sum(1 for key in vouchers if validators.get_index(key) is not None)
-
-
-def is_vouched(validators: ValidatorSet, vouchers: set[bytes]) -> bool:
-    """Whether f+1 validators of `validators` vouch: at least one of them is correct."""
-    return count_vouchers(validators, vouchers) >= validators.one_correct
+def is_vouched(
+    validators: ValidatorSet,
+    origin: bytes,
+    digest: bytes,
+    vouchers: set[bytes],
+    threshold: Threshold,
+) -> bool:
+    """Whether the origin (when a validator) and every designated verifier of the batch
+    in `validators` vouch for it: k keys of the set, and no others counted."""
+    counted = set(designated_verifiers(validators, origin, digest, threshold))
+    if validators.get_index(origin) is not None:
+        counted.add(origin)
+    return len(counted & vouchers) >= compute_vouchers_needed(validators, threshold)
 
 
 @dataclass(slots=True)
 class WaitingBatch:
-    """A gossiped batch held until f+1 validators vouch for it (or its wait ends)."""
+    """A gossiped batch held until its k validators vouch for it (or its wait ends)."""
 
     origin: bytes
     digest: bytes
@@ -86,19 +118,33 @@ class WaitingBatch:
 class Attestations:
     """Batches waiting for vouchers, and attestations that came before their batch.
 
-    Bounded: at most `max_waiting_txs` txs wait (beyond, a batch is verified at once) and
-    `MAX_EARLY` early digests are kept (the oldest go first); only keys of the validator
-    set passed in are recorded."""
+    Bounded: at most `max_waiting_txs` txs wait, a quarter of them from one origin
+    (beyond, a batch is verified at once); `MAX_EARLY_PER_PEER` early digests are kept per
+    validator; attestations from keys outside the validator set passed in are dropped."""
 
-    def __init__(self, max_waiting_txs: int) -> None:
+    def __init__(self, threshold: Threshold, max_waiting_txs: int) -> None:
+        self.threshold: Threshold = threshold
         self.max_waiting_txs = max_waiting_txs
+        self.max_waiting_per_origin = max(1, max_waiting_txs // 4)
         self._waiting: dict[bytes, WaitingBatch] = {}
         self._by_tx: dict[bytes, tuple[SignedTx, bytes]] = {}
-        self._early: OrderedDict[bytes, set[bytes]] = OrderedDict()
+        self._early: dict[bytes, OrderedDict[bytes, None]] = {}
+        self._per_origin: dict[bytes, int] = {}
         self.waiting_txs = 0
 
     def __len__(self) -> int:
         return len(self._waiting)
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._waiting
+
+    def designated(
+        self, validators: ValidatorSet, origin: bytes, digest: bytes
+    ) -> tuple[bytes, ...]:
+        return designated_verifiers(validators, origin, digest, self.threshold)
+
+    def is_vouched(self, validators: ValidatorSet, batch: WaitingBatch) -> bool:
+        return is_vouched(validators, batch.origin, batch.digest, batch.vouchers, self.threshold)
 
     def wait(
         self,
@@ -108,42 +154,54 @@ class Attestations:
         items: list[tuple[SignedTx, bytes]],
     ) -> WaitingBatch | None:
         """Hold a batch for vouchers; None when there is no room (verify it now) or the
-        same digest already waits (a repeat: its txs are already held)."""
-        if digest in self._waiting or self.waiting_txs + len(items) > self.max_waiting_txs:
+        same digest already waits (the caller drops the repeat)."""
+        size = len(items)
+        if (
+            digest in self._waiting
+            or self.waiting_txs + size > self.max_waiting_txs
+            or self._per_origin.get(origin, 0) + size > self.max_waiting_per_origin
+        ):
             return None
-        vouchers = self._early.pop(digest, set())
-        if validators.get_index(origin) is not None:
-            vouchers.add(origin)
+        vouchers = {origin} if validators.get_index(origin) is not None else set()
+        for peer, early in self._early.items():
+            if digest in early:
+                del early[digest]
+                vouchers.add(peer)
         batch = WaitingBatch(origin, digest, items, vouchers)
         self._waiting[digest] = batch
-        self.waiting_txs += len(items)
+        self.waiting_txs += size
+        self._per_origin[origin] = self._per_origin.get(origin, 0) + size
         for tx, raw in items:
             self._by_tx[tx.hash] = (tx, raw)
         return batch
 
     def vouch(self, validators: ValidatorSet, peer: bytes, digest: bytes) -> WaitingBatch | None:
-        """Record `peer`'s attestation of `digest` (ignored unless `peer` is a validator);
+        """Record `peer`'s attestation of `digest` (dropped unless `peer` is a validator);
         the waiting batch it completes, if any."""
         if validators.get_index(peer) is None:
             return None
         batch = self._waiting.get(digest)
         if batch is None:
-            early = self._early.get(digest)
-            if early is None:
-                early = self._early[digest] = set()
-                if len(self._early) > MAX_EARLY:
-                    self._early.popitem(last=False)
-            early.add(peer)
+            early = self._early.setdefault(peer, OrderedDict())
+            early[digest] = None
+            if len(early) > MAX_EARLY_PER_PEER:
+                early.popitem(last=False)
             return None
-        before = is_vouched(validators, batch.vouchers)
+        before = self.is_vouched(validators, batch)
         batch.vouchers.add(peer)
-        return batch if not before and is_vouched(validators, batch.vouchers) else None
+        return batch if not before and self.is_vouched(validators, batch) else None
 
     def release(self, batch: WaitingBatch) -> None:
         """The batch's wait is over (vouched or not): forget it."""
         if self._waiting.pop(batch.digest, None) is None:
             return
-        self.waiting_txs -= len(batch.items)
+        size = len(batch.items)
+        self.waiting_txs -= size
+        left = self._per_origin.get(batch.origin, 0) - size
+        if left > 0:
+            self._per_origin[batch.origin] = left
+        else:
+            self._per_origin.pop(batch.origin, None)
         for tx, _ in batch.items:
             held = self._by_tx.get(tx.hash)
             if held is not None and held[0] is tx:

@@ -161,6 +161,7 @@ class BlockJudge:
         self._validators_at = validators_at
         self._verified = verified
         self._max_skew_ms = max_clock_skew_ms
+        self.checks = 0  # txs whose signatures were verified while judging a block
 
     def validate(
         self,
@@ -175,7 +176,8 @@ class BlockJudge:
         observer's): the certificate, checked by the caller, vouches for its time and for
         the commit it names. `trust_signatures` (only for such a block) skips the txs'
         signature checks: 2f+1 validators signed the certificate, so at least f+1 honest
-        ones verified every signature before they voted; execution still runs in full.
+        ones believed every signature before they voted (each verified it, or had it
+        vouched for by its batch's verifiers: node/attest.py); execution still runs in full.
         Execution comes before signature verification: `apply_tx` checks that every key
         signing a tx is the signer's, so no foreign key is ever verified. The signatures
         verified here enter the shared cache only once the whole block passed."""
@@ -217,6 +219,7 @@ class BlockJudge:
         for tx in txs:
             if tx.wire_hash in self._verified:
                 continue
+            self.checks += 1
             _require(is_signature_valid(tx), "bad_signature", f"tx {tx.hash.hex()[:16]} signature")
             fresh.append(tx.wire_hash)
         return fresh

@@ -36,6 +36,7 @@ from typing import Any
 
 import tomli_w
 
+from node.attest import THRESHOLDS
 from node.errors import NodeError
 from node.messages import compute_block_frame_bytes
 
@@ -130,11 +131,16 @@ class MempoolConfig:
     # nodes share the cores, as on a one-machine testnet).
     verify_workers: int = 0
     # Validators share the verification of gossiped txs (node/attest.py): a batch is
-    # verified by its origin and by the f validators after it, which attest it; the
-    # others admit it once f+1 validators vouch for it, without verifying its signatures
-    # again (every other check still runs). false: this node verifies every gossiped tx
-    # itself (it still attests the batches it is one of the f+1 for).
+    # verified by its origin and by the validators after it, which attest it, until
+    # `vouchers` of them did; the others admit it on their word, without verifying its
+    # signatures again (every other check still runs). false: this node verifies every
+    # gossiped tx itself (it still attests the batches it is asked to).
     shared_verification: bool = True
+    # How many validators must vouch for a batch: "quorum" (2f+1: a forged signature
+    # would take as many colluding validators as a forged certificate does) or
+    # "one_correct" (f+1: fewer verifications, but f+1 colluding validators could get a
+    # forged tx committed). Every validator should use the same, though mixing is safe.
+    vouchers: str = "quorum"
     # How long a validator waits for a batch's f+1 vouchers before verifying it itself.
     vouch_wait_ms: int = 300
     # Gossiped txs waiting for vouchers at most; beyond, a batch is verified at once.
@@ -285,6 +291,11 @@ def check_config(config: NodeConfig) -> None:
     """Settings that are each valid but do not work together are refused at load time."""
     if config.mempool.verify_workers > MAX_VERIFY_WORKERS:
         raise ConfigError(f"mempool.verify_workers: at most {MAX_VERIFY_WORKERS}")
+    if config.mempool.vouchers not in THRESHOLDS:
+        raise ConfigError(
+            f"mempool.vouchers: {config.mempool.vouchers!r} is not one of "
+            + ", ".join(repr(t) for t in THRESHOLDS)
+        )
     # a certificate without its key (or the reverse) cannot serve HTTPS
     if bool(config.http.tls_cert) != bool(config.http.tls_key):
         given, missing = (

@@ -686,7 +686,7 @@ class Engine:
     def _held(self, tx_hash: bytes) -> tuple[SignedTx, bytes] | None:
         """A tx this node holds by id, decoded and raw: in the mempool, or gossiped and
         waiting for vouchers (its signatures are then verified when a block is judged:
-        only admitted txs are in the verified cache)."""
+        a waiting tx is not in the verified cache)."""
         pending = self.mempool.get_pending(tx_hash)
         if pending is not None:
             return pending.tx, pending.raw

@@ -98,14 +98,16 @@ class _Signer:
 
 
 class VerifiedCache:
-    """Wire hashes of signed txs whose signatures this node already verified: each is
-    verified once. Keyed by `tx.wire_hash`, which covers the body and every key and
-    signature (the body hash covers no signature: keyed by it, one verified variant would
-    pass every other). Bounded: the oldest entries go first."""
+    """Wire hashes of signed txs whose signatures this node already verified, or admitted
+    on its validators' vouchers (node/attest.py): each is verified once. Keyed by
+    `tx.wire_hash`, which covers the body and every key and signature (the body hash
+    covers no signature: keyed by it, one verified variant would pass every other).
+    Bounded: the oldest entries go first."""
 
     def __init__(self, capacity: int = 500_000) -> None:
         self._hashes: OrderedDict[bytes, None] = OrderedDict()
         self._capacity = capacity
+        self.checks = 0  # signatures verified here (misses)
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -131,6 +133,7 @@ class VerifiedCache:
         block is valid."""
         if tx.wire_hash in self._hashes:
             return True
+        self.checks += 1
         if not is_signature_valid(tx):
             return False
         self.add(tx.wire_hash)

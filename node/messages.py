@@ -21,6 +21,7 @@ BLOCKS: Final = 21  # [[block, commit], ...]
 COMPACT_PROPOSAL: Final = 22  # [proposal, header, [tx hash, ...], last commit or b""]
 GET_PROPOSAL: Final = 23  # block hash: "send me the full proposal, I miss some of its txs"
 ATTEST: Final = 24  # batch digest: "I verified every signature of that tx batch" (node/attest.py)
+TX_RESEND: Final = 25  # [raw tx, ...]: pending txs sent to one peer as it connects
 
 MAX_TX_BATCH = 10_000
 MAX_SYNC_BLOCKS = 50

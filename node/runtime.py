@@ -28,13 +28,7 @@ from ledger.store.leveldb import LevelDBStore
 from ledger.transition import BlockResult
 from ledger.tx import SignedTx, compute_next_nonce
 from node import messages as msg
-from node.attest import (
-    Attestations,
-    WaitingBatch,
-    compute_batch_digest,
-    designated_verifiers,
-    is_vouched,
-)
+from node.attest import Attestations, Threshold, WaitingBatch, compute_batch_digest
 from node.config import NodeConfig, parse_peer
 from node.engine import Engine, PeerGone, PeerMessage, _StatusTick
 from node.idempotency import IdempotencyLog
@@ -128,6 +122,7 @@ class Node:
         ):
             router.register(kind, self._to_engine(kind))
         router.register(msg.TX_BATCH, self._on_tx_batch)
+        router.register(msg.TX_RESEND, self._on_tx_resend)
         router.register(msg.ATTEST, self._on_attest)
         router.register(msg.GET_BLOCKS, self._on_get_blocks)
         self.waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
@@ -136,11 +131,15 @@ class Node:
         self._served_blocks_at: dict[bytes, float] = {}
         self._gossip_scheduled = False
         self._tasks: list[asyncio.Task[Any]] = []
-        # Gossiped batches waiting for f+1 validators to vouch for them (node/attest.py):
-        # one event per waiting digest, and each origin's last batch (admitted in order).
-        self.attestations = Attestations(config.mempool.max_vouch_waiting)
+        # Gossiped batches waiting for validators to vouch for them (node/attest.py): one
+        # event per waiting digest, and each origin's last batch (admitted in order).
+        vouchers = config.mempool.vouchers
+        threshold: Threshold = "one_correct" if vouchers == "one_correct" else "quorum"
+        self.attestations = Attestations(threshold, config.mempool.max_vouch_waiting)
         self._vouched: dict[bytes, asyncio.Event] = {}
         self._origin_tail: dict[bytes, asyncio.Task[None]] = {}
+        self._vouch_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self.engine.waiting_tx = self.attestations.lookup
         self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
         openapi = config.openapi
@@ -182,7 +181,8 @@ class Node:
         self.engine.stop()
         for task in self._tasks:
             task.cancel()
-        waiting = list(self._origin_tail.values())
+        self._stopping = True  # no batch is held from now on
+        waiting = list(self._vouch_tasks)
         for task in waiting:
             task.cancel()
         await asyncio.gather(*self._tasks, *waiting, return_exceptions=True)
@@ -332,10 +332,11 @@ class Node:
         validator, trusting commits) takes none: it never proposes, and executes blocks
         as their certificates decide them.
 
-        A validator shares the verification (node/attest.py): as one of a batch's f+1
-        verifiers it admits the batch and, when every tx of it was admitted, attests it
-        to the other validators; otherwise it holds the batch until f+1 validators vouch
-        for it, or its wait ends. Each origin's batches are admitted in arrival order."""
+        A validator shares the verification (node/attest.py): as one of a batch's k
+        verifiers it admits the batch and, when it believes every signature in it,
+        attests it to the other validators; otherwise it holds the batch until its k
+        vouch for it, or its wait ends. A held origin's batches are admitted in arrival
+        order; the peer's reader never waits for that."""
         if self.engine.follows():
             self.metrics.ignored_gossip_batches += 1
             return
@@ -348,46 +349,61 @@ class Node:
         me = self.node_key.public_key
         if items and len(items) == len(raws) and validators.get_index(me) is not None:
             digest = compute_batch_digest([tx.wire_hash for tx, _ in items])
-            if me in designated_verifiers(validators, peer, digest):
-                await self._after_earlier(peer)
+            if me in self.attestations.designated(validators, peer, digest):
                 outcomes = await self._admit(items, persist=False)
-                if all(error is None for _, error in outcomes):
+                # Believed, whether admitted or refused after the check (a duplicate, a
+                # full queue); a tx refused before it (a junk one) was never verified.
+                if all(tx.wire_hash in self.mempool.verified for tx, _ in items):
                     self._attest(validators, peer, digest)
                 self._wake_if_admitted(outcomes)
                 return
-            if self.config.mempool.shared_verification:
+            if digest in self.attestations:
+                return  # a repeat of a batch held already
+            if self.config.mempool.shared_verification and not self._stopping:
                 batch = self.attestations.wait(validators, peer, digest, items)
                 if batch is not None:
-                    self._vouched[digest] = asyncio.Event()
-                    task = asyncio.create_task(
-                        self._admit_when_vouched(batch, self._origin_tail.get(peer)),
-                        name="vouched-admission",
-                    )
-                    self._origin_tail[peer] = task
-                    task.add_done_callback(lambda done: self._forget_tail(peer, done))
+                    self._hold(batch)
                     return
-        await self._after_earlier(peer)
         self._wake_if_admitted(await self._admit(items, persist=False))
+
+    async def _on_tx_resend(self, peer: bytes, payload: Any) -> None:
+        """Pending txs a peer sends on connecting (to this node alone, so no one else
+        will attest them): admitted as gossip, every signature verified here."""
+        if self.engine.follows():
+            self.metrics.ignored_gossip_batches += 1
+            return
+        raws = msg.parse_tx_batch(payload)
+        decoded = await self._decode(raws)
+        items = [
+            (tx, raw) for tx, raw in zip(decoded, raws, strict=True) if isinstance(tx, SignedTx)
+        ]
+        self._wake_if_admitted(await self._admit(items, persist=False))
+
+    def _hold(self, batch: WaitingBatch) -> None:
+        """Wait for the batch's vouchers in a task, after the origin's previous batch."""
+        self._vouched[batch.digest] = asyncio.Event()
+        task = asyncio.create_task(
+            self._admit_when_vouched(batch, self._origin_tail.get(batch.origin)),
+            name="vouched-admission",
+        )
+        self._origin_tail[batch.origin] = task
+        self._vouch_tasks.add(task)
+        task.add_done_callback(lambda done: self._forget_task(batch.origin, done))
 
     def _wake_if_admitted(self, outcomes: list[tuple[bytes, MempoolError | None]]) -> None:
         if any(error is None for _, error in outcomes):
             self.engine.wake()
 
-    async def _after_earlier(self, origin: bytes) -> None:
-        """Wait (without cancelling it) for the origin's batch still waiting for vouchers."""
-        tail = self._origin_tail.get(origin)
-        if tail is not None and not tail.done():
-            await asyncio.wait([tail])
-
-    def _forget_tail(self, origin: bytes, task: asyncio.Task[None]) -> None:
+    def _forget_task(self, origin: bytes, task: asyncio.Task[None]) -> None:
+        self._vouch_tasks.discard(task)
         if self._origin_tail.get(origin) is task:
             del self._origin_tail[origin]
         if not task.cancelled() and task.exception() is not None:
-            log.error("admitting a vouched batch failed", exc_info=task.exception())
+            log.error("admitting a held gossip batch failed", exc_info=task.exception())
 
     def _attest(self, validators: ValidatorSet, origin: bytes, digest: bytes) -> None:
-        """Tell the other validators (not the origin, which verified it) that every
-        signature of the batch verified here."""
+        """Tell the other validators (not the origin, which verified it) that this node
+        believes every signature of the batch (verified here, or vouched for to it)."""
         skip = (origin, self.node_key.public_key)
         for validator in validators.validators:
             if validator.public_key not in skip:
@@ -397,12 +413,12 @@ class Node:
     async def _admit_when_vouched(
         self, batch: WaitingBatch, earlier: asyncio.Task[None] | None
     ) -> None:
-        """Admit a held batch once f+1 validators vouch for it, without verifying its
+        """Admit a held batch once k validators vouch for it, without verifying its
         signatures; verify them here if they do not within `vouch_wait_ms`."""
         event = self._vouched[batch.digest]
         try:
             validators = self.engine.get_validators(self.engine.height + 1)
-            if not is_vouched(validators, batch.vouchers):
+            if not self.attestations.is_vouched(validators, batch):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), self.config.mempool.vouch_wait_ms / 1000)
             if earlier is not None and not earlier.done():
@@ -411,9 +427,8 @@ class Node:
             self.attestations.release(batch)
             self._vouched.pop(batch.digest, None)
         validators = self.engine.get_validators(self.engine.height + 1)
-        vouched = validators.get_index(self.node_key.public_key) is not None and is_vouched(
-            validators, batch.vouchers
-        )
+        member = validators.get_index(self.node_key.public_key) is not None
+        vouched = member and self.attestations.is_vouched(validators, batch)
         if not vouched:
             self.metrics.unvouched_batches += 1
             self._wake_if_admitted(await self._admit(batch.items, persist=False))
@@ -459,7 +474,7 @@ class Node:
         pending = self.mempool.all_raw()
         for start in range(0, len(pending), GOSSIP_MAX_BATCH):
             self.p2p.send(
-                peer, msg.TX_BATCH, pending[start : start + GOSSIP_MAX_BATCH], droppable=True
+                peer, msg.TX_RESEND, pending[start : start + GOSSIP_MAX_BATCH], droppable=True
             )
 
     # Commit and rejection notices.

@@ -85,7 +85,8 @@ def test_a_byzantine_validator_cannot_vouch_alone(net: Net) -> None:
     net.kill(OBSERVER)
     forged = zero_signature_variant(evil_issue(net, PrivateKey.generate()), central_bank_key(net))
     digest = compute_batch_digest([forged.wire_hash])
-    helpers = {names[key] for key in designated_verifiers(validators, byzantine.public_key, digest)}
+    chosen = designated_verifiers(validators, byzantine.public_key, digest, "quorum")
+    helpers = {names[key] for key in chosen}
     targets = [n for n in net.validators if n not in helpers and n != BYZANTINE]
     assert helpers and targets
     waited = {name: counter(net, name, "bakong_unvouched_batches_total") for name in targets}

@@ -1,5 +1,6 @@
-"""Shared verification of gossip (node/attest.py): who verifies a batch, who vouched, what
-waits, and the mempool taking vouched signatures as verified (nothing else)."""
+"""Shared verification of gossip (node/attest.py): who verifies a batch, whose vouchers
+count, what waits within which bounds, and the mempool taking vouched signatures as
+verified (nothing else)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from ledger.commands import Transfer
 from ledger.crypto import PrivateKey
 from ledger.tx import SignedTx, TxSignature
 from node import attest
-from node.attest import Attestations, compute_batch_digest, designated_verifiers, is_vouched
+from node.attest import (
+    THRESHOLDS,
+    Attestations,
+    Threshold,
+    compute_batch_digest,
+    compute_vouchers_needed,
+    designated_verifiers,
+    is_vouched,
+)
 from node.mempool import Mempool, MempoolError
 from tests.ledger.helpers import CHAIN_ID, Ledger, make_tx
 
@@ -41,93 +50,117 @@ def test_the_digest_binds_every_wire_hash_in_order() -> None:
     assert len(compute_batch_digest([])) == attest.DIGEST_SIZE
 
 
+@pytest.mark.parametrize("threshold", THRESHOLDS)
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 10])
-def test_f_plus_one_verify_each_batch_with_the_origin(n: int) -> None:
+def test_k_verify_each_batch_with_the_origin(n: int, threshold: Threshold) -> None:
     validators, keys = _set(n)
+    f = (n - 1) // 3
+    k = compute_vouchers_needed(validators, threshold)
+    # 2f+1 or f+1, but never the origin alone while there is another validator
+    assert k == max(validators.quorum if threshold == "quorum" else f + 1, min(2, n))
     digest = b"\xab" * 32
     for index, origin in enumerate(keys):
-        chosen = designated_verifiers(validators, origin, digest)
-        # the origin verified it: f more, the ones after it in the set's order
-        assert len(chosen) == validators.one_correct - 1
-        assert origin not in chosen
-        assert list(chosen) == [keys[(index + k) % n] for k in range(1, len(chosen) + 1)]
-        assert is_vouched(validators, {origin, *chosen})
-        if chosen:  # one short of f+1
-            assert not is_vouched(validators, {origin, *chosen[:-1]})
-    # from a node that is no validator: f+1 validators, where the digest points
-    chosen = designated_verifiers(validators, OTHER, digest)
-    assert len(set(chosen)) == validators.one_correct and set(chosen) <= set(keys)
-    start = int.from_bytes(digest[:8], "big") % n
-    assert chosen[0] == keys[start]
+        chosen = designated_verifiers(validators, origin, digest, threshold)
+        # the origin verified it: k - 1 more, the ones after it in the set's order
+        assert len(chosen) == k - 1 and origin not in chosen
+        assert list(chosen) == [keys[(index + j) % n] for j in range(1, k)]
+        assert is_vouched(validators, origin, digest, {origin, *chosen}, threshold)
+        if chosen:  # one short
+            assert not is_vouched(validators, origin, digest, {origin, *chosen[:-1]}, threshold)
+        # validators that are not designated count for nothing
+        others = set(keys) - set(chosen)
+        assert not chosen or not is_vouched(validators, origin, digest, others, threshold)
+    # from a node that is no validator: k validators, where the digest points
+    chosen = designated_verifiers(validators, OTHER, digest, threshold)
+    assert len(set(chosen)) == k and set(chosen) <= set(keys)
+    assert chosen[0] == keys[int.from_bytes(digest[:8], "big") % n]
+    assert is_vouched(validators, OTHER, digest, set(chosen), threshold)
+    assert not is_vouched(validators, OTHER, digest, {OTHER, *chosen[1:]}, threshold)
 
 
-def test_a_batch_is_vouched_by_f_plus_one_distinct_validators_only() -> None:
-    validators, keys = _set(7)  # f = 2: three vouchers
-    book = Attestations(max_waiting_txs=100)
+def test_a_batch_is_vouched_by_its_origin_and_designated_verifiers_only() -> None:
+    validators, keys = _set(7)  # f = 2; f+1 = 3 vouchers: the origin and the 2 after it
+    book = Attestations("one_correct", max_waiting_txs=100)
     ledger = Ledger()
     tx = _pay(ledger, 0)
     digest = compute_batch_digest([tx.wire_hash])
     batch = book.wait(validators, keys[0], digest, [(tx, tx.encode())])
     assert batch is not None and batch.vouchers == {keys[0]}  # the origin counts
     assert book.lookup(tx.hash) == (tx, tx.encode())
-    # no validator, or the origin again, or one validator twice: still one short
-    assert book.vouch(validators, OTHER, digest) is None
-    assert book.vouch(validators, keys[0], digest) is None
-    assert book.vouch(validators, keys[1], digest) is None
-    assert book.vouch(validators, keys[1], digest) is None
-    assert not is_vouched(validators, batch.vouchers)
-    # the third distinct validator completes it, once
-    assert book.vouch(validators, keys[5], digest) is batch
-    assert is_vouched(validators, batch.vouchers)
-    assert book.vouch(validators, keys[6], digest) is None
+    # no validator, the origin again, one verifier twice, or a validator that is not
+    # designated: still one short
+    for voucher in (OTHER, keys[0], keys[1], keys[1], keys[5], keys[6]):
+        assert book.vouch(validators, voucher, digest) is None
+    assert not book.is_vouched(validators, batch) and OTHER not in batch.vouchers
+    # the second designated verifier completes it, once
+    assert book.vouch(validators, keys[2], digest) is batch
+    assert book.is_vouched(validators, batch)
+    assert book.vouch(validators, keys[3], digest) is None
     book.release(batch)
     assert book.lookup(tx.hash) is None and len(book) == 0 and book.waiting_txs == 0
-    # vouchers count against the set of the moment: keys that left count no more
-    gone = (keys[1], keys[5], keys[6])
-    smaller = ValidatorSet(tuple(v for v in validators.validators if v.public_key not in gone))
-    assert smaller.one_correct == 2 and not is_vouched(smaller, batch.vouchers)
+
+
+def test_vouchers_count_against_the_set_of_the_moment() -> None:
+    validators, keys = _set(4)
+    book = Attestations("one_correct", max_waiting_txs=100)
+    tx = _pay(Ledger(), 0)
+    digest = compute_batch_digest([tx.wire_hash])
+    batch = book.wait(validators, keys[0], digest, [(tx, tx.encode())])
+    assert batch is not None
+    assert book.vouch(validators, keys[1], digest) is batch
+    # keys[1] left the set: keys[0]'s verifier is now keys[2], which said nothing
+    smaller = ValidatorSet(tuple(v for v in validators.validators if v.public_key != keys[1]))
+    assert book.designated(smaller, keys[0], digest) == (keys[2],)
+    assert not book.is_vouched(smaller, batch)
 
 
 def test_an_origin_that_is_no_validator_counts_for_nothing() -> None:
-    validators, keys = _set(4)
-    book = Attestations(max_waiting_txs=100)
+    validators, _ = _set(4)
+    book = Attestations("one_correct", max_waiting_txs=100)
     tx = _pay(Ledger(), 0)
     digest = compute_batch_digest([tx.wire_hash])
     batch = book.wait(validators, OTHER, digest, [(tx, tx.encode())])
     assert batch is not None and batch.vouchers == set()
-    assert book.vouch(validators, keys[2], digest) is None
-    assert book.vouch(validators, keys[3], digest) is batch
+    first, second = book.designated(validators, OTHER, digest)
+    assert book.vouch(validators, first, digest) is None
+    assert book.vouch(validators, second, digest) is batch
 
 
-def test_attestations_that_come_first_are_kept_bounded() -> None:
+def test_attestations_that_come_first_are_kept_bounded_per_validator() -> None:
     validators, keys = _set(4)
-    book = Attestations(max_waiting_txs=100)
+    book = Attestations("quorum", max_waiting_txs=100)  # the origin and the 2 after it
     tx = _pay(Ledger(), 0)
     digest = compute_batch_digest([tx.wire_hash])
     assert book.vouch(validators, OTHER, digest) is None  # not kept: no validator
     assert book.vouch(validators, keys[1], digest) is None  # kept for the batch
+    assert book.vouch(validators, keys[2], digest) is None
     batch = book.wait(validators, keys[0], digest, [(tx, tx.encode())])
-    assert batch is not None and batch.vouchers == {keys[0], keys[1]}
-    assert is_vouched(validators, batch.vouchers)
-    # a flood of attestations for batches never sent keeps MAX_EARLY digests
-    for i in range(attest.MAX_EARLY + 50):
-        book.vouch(validators, keys[2], i.to_bytes(32, "big"))
-    assert len(book._early) == attest.MAX_EARLY
-    assert (0).to_bytes(32, "big") not in book._early
+    assert batch is not None and batch.vouchers == {keys[0], keys[1], keys[2]}
+    assert book.is_vouched(validators, batch)
+    # a flood of attestations for batches never sent keeps MAX_EARLY_PER_PEER of the
+    # flooder's, and evicts no other validator's
+    other = (1).to_bytes(32, "big")
+    book.vouch(validators, keys[1], other)
+    for i in range(attest.MAX_EARLY_PER_PEER + 50):
+        book.vouch(validators, keys[3], (i + 2).to_bytes(32, "big"))
+    assert len(book._early[keys[3]]) == attest.MAX_EARLY_PER_PEER
+    assert other in book._early[keys[1]]
 
 
-def test_waiting_is_bounded_and_a_repeat_is_not_held_twice() -> None:
+def test_waiting_is_bounded_in_all_and_per_origin() -> None:
     validators, keys = _set(4)
     ledger = Ledger()
     txs = [_pay(ledger, i) for i in range(3)]
     items = [(tx, tx.encode()) for tx in txs]
-    book = Attestations(max_waiting_txs=4)
+    book = Attestations("quorum", max_waiting_txs=16)  # 4 per origin
     first = compute_batch_digest([tx.wire_hash for tx in txs])
     assert book.wait(validators, keys[0], first, items) is not None
+    assert first in book
     assert book.wait(validators, keys[0], first, items) is None  # the same batch again
     second = compute_batch_digest([txs[0].wire_hash, txs[1].wire_hash])
-    assert book.wait(validators, keys[0], second, items[:2]) is None  # 5 > 4: verify now
-    assert book.waiting_txs == 3
+    assert book.wait(validators, keys[0], second, items[:2]) is None  # 5 > 4 from one origin
+    assert book.wait(validators, keys[1], second, items[:2]) is not None  # another origin
+    assert book.waiting_txs == 5
 
 
 def _mempool(ledger: Ledger) -> Mempool:

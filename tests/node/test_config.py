@@ -142,3 +142,21 @@ def test_http_url_brackets_ipv6(tmp_path: Path) -> None:
     assert base.http_url == "http://127.0.0.1:26657"
     v6 = replace(base, http=HttpConfig(host="fd00::5", port=80))
     assert v6.http_url == "http://[fd00::5]:80"
+
+
+def test_shared_verification_settings(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    base = 'name = "nbc"\nbank = "nbc"\n\n[mempool]\n'
+    path.write_text(base)
+    config = load_config(path)
+    assert config.mempool.shared_verification and config.mempool.vouchers == "quorum"
+    assert config.mempool.vouch_wait_ms == 300
+    path.write_text(base + 'vouchers = "one_correct"\nshared_verification = false\n')
+    config = load_config(path)
+    assert config.mempool.vouchers == "one_correct" and not config.mempool.shared_verification
+    path.write_text(base + 'vouchers = "some"\n')
+    with pytest.raises(ConfigError, match=r"mempool\.vouchers: 'some' is not one of"):
+        load_config(path)
+    path.write_text(base + "vouch_wait_ms = -1\n")
+    with pytest.raises(ConfigError, match=r"mempool\.vouch_wait_ms: expected a non-negative"):
+        load_config(path)
