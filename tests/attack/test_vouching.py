@@ -6,7 +6,9 @@ others admit it on those f+1 attestations. What must hold:
 - a Byzantine validator's attestation of its own forged batch (a mint in the central
   bank's name with a zero signature), however often it sends it, and the attestation of
   a registered bank that is no validator, are not enough: the target verifies the batch
-  itself once its wait ends, refuses the mint, and nothing moves anywhere.
+  itself once its wait ends, refuses the mint, and nothing moves anywhere;
+- a designated verifier that is down costs the others time, not liveness: they verify
+  the batches it would have attested, and every tx commits.
 """
 
 from __future__ import annotations
@@ -122,3 +124,31 @@ def test_a_byzantine_validator_cannot_vouch_alone(net: Net) -> None:
             assert status is None or status["status"] != "pending", (name, status)
     net.up()
     assert_never_commits(net, forged, before)
+
+
+def test_a_silent_verifier_costs_time_not_liveness(net: Net) -> None:
+    validators, names = validator_set(net)
+    origin = "nbc"
+    origin_key = node_key(net, origin).public_key
+    chosen = designated_verifiers(validators, origin_key, b"\0" * 32, "quorum")
+    silent = names[chosen[0]]  # one of the two that verify nbc's batches after it
+    waiters = [n for n in net.validators if n not in (origin, *names_of(chosen, names))]
+    assert waiters
+    before = {name: counter(net, name, "bakong_unvouched_batches_total") for name in waiters}
+    net.kill(silent)
+    try:
+        txs = [net.transfer("aclb", "aba", 1 + i) for i in range(3)]
+        for tx in txs:
+            assert net.submit(origin, tx)[0] == 202
+        live = [n for n in net.validators if n != silent]
+        for name in live:
+            net.wait_committed(name, [tx.hash.hex() for tx in txs])
+        for name in waiters:
+            assert counter(net, name, "bakong_unvouched_batches_total") > before[name]
+    finally:
+        net.up()
+    net.wait_converged()
+
+
+def names_of(keys: tuple[bytes, ...], names: dict[bytes, str]) -> list[str]:
+    return [names[key] for key in keys]
