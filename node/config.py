@@ -136,12 +136,13 @@ class MempoolConfig:
     # signatures again (every other check still runs). false: this node verifies every
     # gossiped tx itself (it still attests the batches it is asked to).
     shared_verification: bool = True
-    # How many validators must vouch for a batch: "quorum" (2f+1: a forged signature
+    # How many validators must vouch for a batch: "quorum" (the consensus quorum, 2f+1
+    # when n = 3f+1: a forged signature
     # would take as many colluding validators as a forged certificate does) or
     # "one_correct" (f+1: fewer verifications, but f+1 colluding validators could get a
     # forged tx committed). Every validator should use the same, though mixing is safe.
     vouchers: str = "quorum"
-    # How long a validator waits for a batch's f+1 vouchers before verifying it itself.
+    # How long a validator waits for a batch's vouchers before verifying it itself.
     vouch_wait_ms: int = 300
     # Gossiped txs waiting for vouchers at most; beyond, a batch is verified at once.
     max_vouch_waiting: int = 20_000

@@ -291,7 +291,7 @@ class Mempool:
         """Every admission check except the limits (capacity, queues); raises MempoolError.
         Returns the signer's account. `bad_signatures`: wire hashes already found not to
         verify (by a verifier pool), refused without verifying again. `vouched`: wire
-        hashes whose signatures f+1 validators vouched for (node/attest.py), taken as
+        hashes whose signatures the batch's k validators vouched for (node/attest.py), taken as
         verified (and cached as such) once every other check before them passed."""
         account = self._check_before_signatures(tx, now_ms)
         if tx.wire_hash in bad_signatures:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ledger.block import MAX_COMMIT_SIGNATURES
-from ledger.codec import expect_bytes, expect_int, expect_list, expect_list_max
+from ledger.codec import expect_bytes, expect_bytes_max, expect_int, expect_list, expect_list_max
 from ledger.constants import PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 
 TX_BATCH: Final = 16  # [raw tx, ...]
@@ -20,7 +20,8 @@ GET_BLOCKS: Final = 20  # [from height, limit]
 BLOCKS: Final = 21  # [[block, commit], ...]
 COMPACT_PROPOSAL: Final = 22  # [proposal, header, [tx hash, ...], last commit or b""]
 GET_PROPOSAL: Final = 23  # block hash: "send me the full proposal, I miss some of its txs"
-ATTEST: Final = 24  # batch digest: "I verified every signature of that tx batch" (node/attest.py)
+# [batch digest, bitmap]: "I believe the signatures of these txs of that batch" (node/attest.py)
+ATTEST: Final = 24
 TX_RESEND: Final = 25  # [raw tx, ...]: pending txs sent to one peer as it connects
 
 MAX_TX_BATCH = 10_000
@@ -58,8 +59,10 @@ def parse_tx_batch(payload: Any) -> list[bytes]:
     return [expect_bytes(item, None, "tx") for item in items]
 
 
-def parse_attest(payload: Any) -> bytes:
-    return expect_bytes(payload, 32, "batch digest")
+def parse_attest(payload: Any) -> tuple[bytes, bytes]:
+    fields = expect_list(payload, 2, "attestation")
+    digest = expect_bytes(fields[0], 32, "batch digest")
+    return digest, expect_bytes_max(fields[1], (MAX_TX_BATCH + 7) // 8, "attested txs")
 
 
 def parse_proposal(payload: Any) -> tuple[bytes, bytes, bytes]:

@@ -28,7 +28,13 @@ from ledger.store.leveldb import LevelDBStore
 from ledger.transition import BlockResult
 from ledger.tx import SignedTx, compute_next_nonce
 from node import messages as msg
-from node.attest import Attestations, Threshold, WaitingBatch, compute_batch_digest
+from node.attest import (
+    Attestations,
+    Threshold,
+    WaitingBatch,
+    compute_batch_digest,
+    encode_bitmap,
+)
 from node.config import NodeConfig, parse_peer
 from node.engine import Engine, PeerGone, PeerMessage, _StatusTick
 from node.idempotency import IdempotencyLog
@@ -136,7 +142,7 @@ class Node:
         vouchers = config.mempool.vouchers
         threshold: Threshold = "one_correct" if vouchers == "one_correct" else "quorum"
         self.attestations = Attestations(threshold, config.mempool.max_vouch_waiting)
-        self._vouched: dict[bytes, asyncio.Event] = {}
+        self._vouched: dict[tuple[bytes, bytes], asyncio.Event] = {}
         self._origin_tail: dict[bytes, asyncio.Task[None]] = {}
         self._vouch_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -349,15 +355,17 @@ class Node:
         me = self.node_key.public_key
         if items and len(items) == len(raws) and validators.get_index(me) is not None:
             digest = compute_batch_digest([tx.wire_hash for tx, _ in items])
-            if me in self.attestations.designated(validators, peer, digest):
+            designated = self.attestations.designated(validators, peer, digest)
+            if me in designated:
                 outcomes = await self._admit(items, persist=False)
-                # Believed, whether admitted or refused after the check (a duplicate, a
-                # full queue); a tx refused before it (a junk one) was never verified.
-                if all(tx.wire_hash in self.mempool.verified for tx, _ in items):
-                    self._attest(validators, peer, digest)
+                # Believed: admitted, or refused after the check (a full queue); a tx
+                # refused before it (a junk one, a used nonce) was never verified.
+                verified = self.mempool.verified
+                believed = encode_bitmap([tx.wire_hash in verified for tx, _ in items])
+                self._attest(validators, (peer, me, *designated), digest, believed)
                 self._wake_if_admitted(outcomes)
                 return
-            if digest in self.attestations:
+            if self.attestations.is_held(peer, digest):
                 return  # a repeat of a batch held already
             if self.config.mempool.shared_verification and not self._stopping:
                 batch = self.attestations.wait(validators, peer, digest, items)
@@ -381,7 +389,7 @@ class Node:
 
     def _hold(self, batch: WaitingBatch) -> None:
         """Wait for the batch's vouchers in a task, after the origin's previous batch."""
-        self._vouched[batch.digest] = asyncio.Event()
+        self._vouched[batch.digest, batch.origin] = asyncio.Event()
         task = asyncio.create_task(
             self._admit_when_vouched(batch, self._origin_tail.get(batch.origin)),
             name="vouched-admission",
@@ -401,21 +409,24 @@ class Node:
         if not task.cancelled() and task.exception() is not None:
             log.error("admitting a held gossip batch failed", exc_info=task.exception())
 
-    def _attest(self, validators: ValidatorSet, origin: bytes, digest: bytes) -> None:
-        """Tell the other validators (not the origin, which verified it) that this node
-        believes every signature of the batch (verified here, or vouched for to it)."""
-        skip = (origin, self.node_key.public_key)
+    def _attest(
+        self, validators: ValidatorSet, skip: tuple[bytes, ...], digest: bytes, believed: bytes
+    ) -> None:
+        """Tell the validators that hold the batch (not the origin and its verifiers)
+        which of its txs' signatures this node believes (verified here, or vouched for
+        to it)."""
         for validator in validators.validators:
             if validator.public_key not in skip:
-                self.p2p.send(validator.public_key, msg.ATTEST, digest)
+                self.p2p.send(validator.public_key, msg.ATTEST, [digest, believed])
         self.metrics.attested_batches += 1
 
     async def _admit_when_vouched(
         self, batch: WaitingBatch, earlier: asyncio.Task[None] | None
     ) -> None:
-        """Admit a held batch once k validators vouch for it, without verifying its
-        signatures; verify them here if they do not within `vouch_wait_ms`."""
-        event = self._vouched[batch.digest]
+        """Admit a held batch once its k validators vouch for it: the txs all of them
+        believe without verifying their signatures, the others verified here; all of
+        them verified here if the vouchers do not come within `vouch_wait_ms`."""
+        event = self._vouched[batch.digest, batch.origin]
         try:
             validators = self.engine.get_validators(self.engine.height + 1)
             if not self.attestations.is_vouched(validators, batch):
@@ -423,37 +434,38 @@ class Node:
                     await asyncio.wait_for(event.wait(), self.config.mempool.vouch_wait_ms / 1000)
             if earlier is not None and not earlier.done():
                 await asyncio.wait([earlier])
+            validators = self.engine.get_validators(self.engine.height + 1)
+            member = validators.get_index(self.node_key.public_key) is not None
+            trusted = self.attestations.trusted(validators, batch) if member else set()
+            if not trusted:
+                self.metrics.unvouched_batches += 1
+                self._wake_if_admitted(await self._admit(batch.items, persist=False))
+                return
+            self.metrics.vouched_batches += 1
+            outcomes: list[tuple[bytes, MempoolError | None]] = []
+            for start in range(0, len(batch.items), ADMIT_SLICE):
+                part = batch.items[start : start + ADMIT_SLICE]
+                outcomes.extend(
+                    self.mempool.add_many(part, self.clock_ms(), persist=False, vouched=trusted)
+                )
+                await asyncio.sleep(0)
+            self._wake_if_admitted(outcomes)
         finally:
+            # held until admitted: a proposal naming its txs finds them meanwhile
             self.attestations.release(batch)
-            self._vouched.pop(batch.digest, None)
-        validators = self.engine.get_validators(self.engine.height + 1)
-        member = validators.get_index(self.node_key.public_key) is not None
-        vouched = member and self.attestations.is_vouched(validators, batch)
-        if not vouched:
-            self.metrics.unvouched_batches += 1
-            self._wake_if_admitted(await self._admit(batch.items, persist=False))
-            return
-        self.metrics.vouched_batches += 1
-        wire_hashes = {tx.wire_hash for tx, _ in batch.items}
-        outcomes: list[tuple[bytes, MempoolError | None]] = []
-        for start in range(0, len(batch.items), ADMIT_SLICE):
-            part = batch.items[start : start + ADMIT_SLICE]
-            outcomes.extend(
-                self.mempool.add_many(part, self.clock_ms(), persist=False, vouched=wire_hashes)
-            )
-            await asyncio.sleep(0)
-        self._wake_if_admitted(outcomes)
+            self._vouched.pop((batch.digest, batch.origin), None)
 
     def _on_attest(self, peer: bytes, payload: Any) -> None:
         """A validator verified every signature of a gossiped batch (node/attest.py)."""
-        digest = msg.parse_attest(payload)
+        digest, believed = msg.parse_attest(payload)
         validators = self.engine.get_validators(self.engine.height + 1)
         if validators.get_index(peer) is None:
             self.metrics.ignored_attestations += 1
             return
-        batch = self.attestations.vouch(validators, peer, digest)
-        if batch is not None and (event := self._vouched.get(batch.digest)) is not None:
-            event.set()
+        for batch in self.attestations.vouch(validators, peer, digest, believed):
+            event = self._vouched.get((batch.digest, batch.origin))
+            if event is not None:
+                event.set()
 
     def _on_get_blocks(self, peer: bytes, payload: Any) -> None:
         """A sync request: up to a frame of blocks. A peer syncs one request at a time, so

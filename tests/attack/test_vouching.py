@@ -1,7 +1,7 @@
 """Shared verification of gossip (node/attest.py), against real node processes.
 
-Validators verify each gossiped batch f+1 times (its origin and the f after it), and the
-others admit it on those f+1 attestations. What must hold:
+Validators verify each gossiped batch k times (its origin and the k - 1 after it; k is
+the quorum by default), and the others admit it on those k attestations. What must hold:
 - on a quiet testnet, validators do vouch for batches and every tx commits;
 - a Byzantine validator's attestation of its own forged batch (a mint in the central
   bank's name with a zero signature), however often it sends it, and the attestation of
@@ -101,11 +101,12 @@ def test_a_byzantine_validator_cannot_vouch_alone(net: Net) -> None:
                 dial(port, stranger, net.chain_id) as other,
                 dial(port, byzantine, net.chain_id) as session,
             ):
-                await other.send(msg.ATTEST, digest)  # no validator: not counted
-                await session.send(msg.ATTEST, digest)  # before the batch
+                # "I believe the one tx of that batch"
+                await other.send(msg.ATTEST, [digest, b"\x01"])  # no validator: not counted
+                await session.send(msg.ATTEST, [digest, b"\x01"])  # before the batch
                 await session.send(msg.TX_BATCH, [forged.encode()])
-                await session.send(msg.ATTEST, digest)  # and after: still one voucher
-                await other.send(msg.ATTEST, digest)
+                await session.send(msg.ATTEST, [digest, b"\x01"])  # and after: one voucher
+                await other.send(msg.ATTEST, [digest, b"\x01"])
                 await asyncio.sleep(0.5)
 
     asyncio.run(attack())

@@ -18,6 +18,8 @@ from node.attest import (
     compute_batch_digest,
     compute_vouchers_needed,
     designated_verifiers,
+    encode_bitmap,
+    is_bitmap_for,
     is_vouched,
 )
 from node.mempool import Mempool, MempoolError
@@ -40,10 +42,17 @@ def _zero_signature(tx: SignedTx) -> SignedTx:
 
 
 OTHER = b"\x77" * 32  # a peer that is no validator
+ONE = b"\x01"  # the bitmap "I believe the one tx of the batch"
 
 
 def test_the_digest_binds_every_wire_hash_in_order() -> None:
     a, b = b"\x01" * 32, b"\x02" * 32
+    # over wire hashes: another signature on the same body is another batch
+    ledger = Ledger()
+    tx = _pay(ledger, 0)
+    forged = _zero_signature(tx)
+    assert forged.hash == tx.hash
+    assert compute_batch_digest([tx.wire_hash]) != compute_batch_digest([forged.wire_hash])
     assert compute_batch_digest([a, b]) != compute_batch_digest([b, a])
     assert compute_batch_digest([a]) != compute_batch_digest([a, a])
     assert compute_batch_digest([a, b]) == compute_batch_digest([a, b])
@@ -85,17 +94,17 @@ def test_a_batch_is_vouched_by_its_origin_and_designated_verifiers_only() -> Non
     tx = _pay(ledger, 0)
     digest = compute_batch_digest([tx.wire_hash])
     batch = book.wait(validators, keys[0], digest, [(tx, tx.encode())])
-    assert batch is not None and batch.vouchers == {keys[0]}  # the origin counts
+    assert batch is not None and set(batch.vouchers) == {keys[0]}  # the origin counts
     assert book.lookup(tx.hash) == (tx, tx.encode())
     # no validator, the origin again, one verifier twice, or a validator that is not
     # designated: still one short
     for voucher in (OTHER, keys[0], keys[1], keys[1], keys[5], keys[6]):
-        assert book.vouch(validators, voucher, digest) is None
+        assert book.vouch(validators, voucher, digest, ONE) == []
     assert not book.is_vouched(validators, batch) and OTHER not in batch.vouchers
     # the second designated verifier completes it, once
-    assert book.vouch(validators, keys[2], digest) is batch
+    assert book.vouch(validators, keys[2], digest, ONE) == [batch]
     assert book.is_vouched(validators, batch)
-    assert book.vouch(validators, keys[3], digest) is None
+    assert book.vouch(validators, keys[3], digest, ONE) == []
     book.release(batch)
     assert book.lookup(tx.hash) is None and len(book) == 0 and book.waiting_txs == 0
 
@@ -107,7 +116,7 @@ def test_vouchers_count_against_the_set_of_the_moment() -> None:
     digest = compute_batch_digest([tx.wire_hash])
     batch = book.wait(validators, keys[0], digest, [(tx, tx.encode())])
     assert batch is not None
-    assert book.vouch(validators, keys[1], digest) is batch
+    assert book.vouch(validators, keys[1], digest, ONE) == [batch]
     # keys[1] left the set: keys[0]'s verifier is now keys[2], which said nothing
     smaller = ValidatorSet(tuple(v for v in validators.validators if v.public_key != keys[1]))
     assert book.designated(smaller, keys[0], digest) == (keys[2],)
@@ -120,10 +129,10 @@ def test_an_origin_that_is_no_validator_counts_for_nothing() -> None:
     tx = _pay(Ledger(), 0)
     digest = compute_batch_digest([tx.wire_hash])
     batch = book.wait(validators, OTHER, digest, [(tx, tx.encode())])
-    assert batch is not None and batch.vouchers == set()
+    assert batch is not None and batch.vouchers == {}
     first, second = book.designated(validators, OTHER, digest)
-    assert book.vouch(validators, first, digest) is None
-    assert book.vouch(validators, second, digest) is batch
+    assert book.vouch(validators, first, digest, ONE) == []
+    assert book.vouch(validators, second, digest, ONE) == [batch]
 
 
 def test_attestations_that_come_first_are_kept_bounded_per_validator() -> None:
@@ -131,18 +140,18 @@ def test_attestations_that_come_first_are_kept_bounded_per_validator() -> None:
     book = Attestations("quorum", max_waiting_txs=100)  # the origin and the 2 after it
     tx = _pay(Ledger(), 0)
     digest = compute_batch_digest([tx.wire_hash])
-    assert book.vouch(validators, OTHER, digest) is None  # not kept: no validator
-    assert book.vouch(validators, keys[1], digest) is None  # kept for the batch
-    assert book.vouch(validators, keys[2], digest) is None
+    assert book.vouch(validators, OTHER, digest, ONE) == []  # not kept: no validator
+    assert book.vouch(validators, keys[1], digest, ONE) == []  # kept for the batch
+    assert book.vouch(validators, keys[2], digest, ONE) == []
     batch = book.wait(validators, keys[0], digest, [(tx, tx.encode())])
-    assert batch is not None and batch.vouchers == {keys[0], keys[1], keys[2]}
+    assert batch is not None and set(batch.vouchers) == {keys[0], keys[1], keys[2]}
     assert book.is_vouched(validators, batch)
     # a flood of attestations for batches never sent keeps MAX_EARLY_PER_PEER of the
     # flooder's, and evicts no other validator's
     other = (1).to_bytes(32, "big")
-    book.vouch(validators, keys[1], other)
+    book.vouch(validators, keys[1], other, ONE)
     for i in range(attest.MAX_EARLY_PER_PEER + 50):
-        book.vouch(validators, keys[3], (i + 2).to_bytes(32, "big"))
+        book.vouch(validators, keys[3], (i + 2).to_bytes(32, "big"), ONE)
     assert len(book._early[keys[3]]) == attest.MAX_EARLY_PER_PEER
     assert other in book._early[keys[1]]
 
@@ -155,7 +164,7 @@ def test_waiting_is_bounded_in_all_and_per_origin() -> None:
     book = Attestations("quorum", max_waiting_txs=16)  # 4 per origin
     first = compute_batch_digest([tx.wire_hash for tx in txs])
     assert book.wait(validators, keys[0], first, items) is not None
-    assert first in book
+    assert book.is_held(keys[0], first) and not book.is_held(keys[1], first)
     assert book.wait(validators, keys[0], first, items) is None  # the same batch again
     second = compute_batch_digest([txs[0].wire_hash, txs[1].wire_hash])
     assert book.wait(validators, keys[0], second, items[:2]) is None  # 5 > 4 from one origin
@@ -208,3 +217,59 @@ def test_vouched_signatures_are_taken_as_verified_and_nothing_else() -> None:
     )
     assert isinstance(error, MempoolError) and error.code == "bad_signature"
     assert stranger.wire_hash not in mempool.verified
+
+
+def test_only_the_txs_every_counted_voucher_believes_are_trusted() -> None:
+    validators, keys = _set(4)  # quorum: the origin and the 2 after it
+    book = Attestations("quorum", max_waiting_txs=100)
+    ledger = Ledger()
+    txs = [_pay(ledger, i) for i in range(10)]
+    items = [(tx, tx.encode()) for tx in txs]
+    digest = compute_batch_digest([tx.wire_hash for tx in txs])
+    batch = book.wait(validators, keys[0], digest, items)
+    assert batch is not None
+    assert book.trusted(validators, batch) == set()  # not vouched yet
+    first = encode_bitmap([i != 3 for i in range(10)])
+    second = encode_bitmap([i not in (3, 7) for i in range(10)])
+    # malformed bitmaps are ignored: too short, or a bit past the batch's end
+    assert book.vouch(validators, keys[1], digest, b"\xff") == []
+    assert book.vouch(validators, keys[1], digest, b"\xff\x07") == []
+    assert keys[1] not in batch.vouchers
+    assert book.vouch(validators, keys[1], digest, first) == []
+    # a second bitmap from the same voucher does not replace its first
+    assert book.vouch(validators, keys[1], digest, encode_bitmap([True] * 10)) == []
+    assert batch.vouchers[keys[1]] == first
+    # a validator that is not designated believes everything: it counts for nothing
+    assert book.vouch(validators, keys[3], digest, encode_bitmap([True] * 10)) == []
+    assert book.vouch(validators, keys[2], digest, second) == [batch]
+    trusted = book.trusted(validators, batch)
+    assert trusted == {tx.wire_hash for i, tx in enumerate(txs) if i not in (3, 7)}
+
+
+def test_another_peer_s_copy_does_not_displace_the_origin_s_batch() -> None:
+    validators, keys = _set(4)
+    book = Attestations("one_correct", max_waiting_txs=100)
+    tx = _pay(Ledger(), 0)
+    digest = compute_batch_digest([tx.wire_hash])
+    again = SignedTx.decode(tx.encode())
+    copy = book.wait(validators, keys[2], digest, [(again, tx.encode())])  # sent first
+    honest = book.wait(validators, keys[0], digest, [(tx, tx.encode())])
+    assert copy is not None and honest is not None
+    assert book.is_held(keys[0], digest) and book.is_held(keys[2], digest)
+    # keys[0]'s verifier (keys[1]) vouches: the honest one completes, the copy (whose
+    # verifier is keys[3]) does not
+    assert book.vouch(validators, keys[1], digest, ONE) == [honest]
+    book.release(honest)
+    assert book.is_held(keys[2], digest) and not book.is_held(keys[0], digest)
+    assert book.lookup(tx.hash) == (again, tx.encode())  # the copy's, still held
+    book.release(copy)
+    assert len(book) == 0 and book.lookup(tx.hash) is None
+
+
+def test_bitmaps() -> None:
+    assert encode_bitmap([]) == b""
+    assert encode_bitmap([True, False, True]) == b"\x05"
+    assert encode_bitmap([True] * 9) == b"\xff\x01"
+    assert is_bitmap_for(b"\x05", 3) and not is_bitmap_for(b"\x0d", 3)
+    assert is_bitmap_for(b"\xff", 8) and not is_bitmap_for(b"\xff", 9)
+    assert is_bitmap_for(b"", 0) and not is_bitmap_for(b"\x00", 0)
