@@ -367,7 +367,11 @@ class Node:
                 return
             if self.attestations.is_held(peer, digest):
                 return  # a repeat of a batch held already
-            if self.config.mempool.shared_verification and not self._stopping:
+            if (
+                self.config.mempool.shared_verification
+                and not self._stopping
+                and not self._is_behind()
+            ):
                 batch = self.attestations.wait(validators, peer, digest, items)
                 if batch is not None:
                     self._hold(batch)
@@ -397,6 +401,13 @@ class Node:
         self._origin_tail[batch.origin] = task
         self._vouch_tasks.add(task)
         task.add_done_callback(lambda done: self._forget_task(batch.origin, done))
+
+    def _is_behind(self) -> bool:
+        """Peers claim heights more than 2 past this node's: the validator set it counts
+        vouchers against may be stale (a change applies 2 heights after it commits), so
+        it verifies gossip itself until it caught up. (A peer that claims falsely only
+        makes this node verify more.)"""
+        return self.engine.sync.get_target(time.monotonic()) > self.engine.height + 2
 
     def _wake_if_admitted(self, outcomes: list[tuple[bytes, MempoolError | None]]) -> None:
         if any(error is None for _, error in outcomes):
@@ -436,7 +447,8 @@ class Node:
                 await asyncio.wait([earlier])
             validators = self.engine.get_validators(self.engine.height + 1)
             member = validators.get_index(self.node_key.public_key) is not None
-            trusted = self.attestations.trusted(validators, batch) if member else set()
+            current = member and not self._is_behind()
+            trusted = self.attestations.trusted(validators, batch) if current else set()
             if not trusted:
                 self.metrics.unvouched_batches += 1
                 self._wake_if_admitted(await self._admit(batch.items, persist=False))

@@ -38,10 +38,20 @@ def spawn_detached(args: Sequence[str], out_path: Path) -> int:
         os.close(out)
 
 
+# Wait statuses of our children that `is_process_alive` reaped, by pid (the latest few):
+# how a node that "did not start" ended.
+_reaped: dict[int, int] = {}
+
+
 def is_process_alive(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie; reaps it first if it is our child."""
+    """Whether `pid` exists and is not a zombie; reaps it first if it is our child (its
+    wait status is kept for `describe_exit`)."""
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        waited, status = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            _reaped[pid] = status
+            while len(_reaped) > 64:
+                del _reaped[next(iter(_reaped))]
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -49,6 +59,22 @@ def is_process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return not is_zombie(pid)
+
+
+def describe_exit(pid: int) -> str | None:
+    """How our child `pid` ended, if `is_process_alive` reaped it: "exit code N" or
+    "killed by SIGNAME"; None if unknown (not our child, or not reaped here)."""
+    status = _reaped.get(pid)
+    if status is None:
+        return None
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        return f"killed by {name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def is_zombie(pid: int) -> bool:

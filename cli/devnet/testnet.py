@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from cli import http
-from cli.devnet.processes import is_process_alive, is_process_of, spawn_detached, terminate_all
+from cli.devnet.processes import (
+    describe_exit,
+    is_process_alive,
+    is_process_of,
+    spawn_detached,
+    terminate_all,
+)
 from cli.errors import CliError
 from cli.http import NodeReplyError, NodeUnreachable
 from genesis.builder import BankKeys, build_testnet
@@ -854,7 +860,7 @@ def wait_until_ready(
             progress(f"waiting for {total} nodes... {serving}/{total} serving, {len(ready)} ready")
         exited = [n for n in manifest.nodes if not _has_live_process(get_node_dir(home, n))]
         if exited:
-            raise _not_ready_error(home, exited, "exited")
+            raise _not_ready_error(home, exited, _describe_exits(home, exited))
         if time.monotonic() >= deadline:
             raise _timeout_error(home, manifest, status, timeout)
         time.sleep(_POLL_S)
@@ -880,6 +886,18 @@ def _has_live_process(node_dir: Path) -> bool:
     command line is not checked here)."""
     pid = _read_pid(node_dir)
     return pid is not None and is_process_alive(pid)
+
+
+def _describe_exits(home: Path, nodes: Sequence[NodeEntry]) -> str:
+    """ "exited", with how each ended when known (a node killed before it wrote a line
+    leaves nothing in its logs)."""
+    how = []
+    for node in nodes:
+        pid = _read_pid(get_node_dir(home, node))
+        described = describe_exit(pid) if pid is not None else None
+        if described:
+            how.append(f"{node.name}: {described}")
+    return f"exited: {', '.join(how)}" if how else "exited"
 
 
 def _not_ready_error(home: Path, stuck: Sequence[NodeEntry], why: str) -> TestnetNotReady:

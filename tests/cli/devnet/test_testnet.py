@@ -417,8 +417,25 @@ def test_invalid_up_node_exits(tmp_path: Path, procs: Procs) -> None:
         track_started(home, manifest, procs)
     assert time.monotonic() - started < 10  # failed early, not at the deadline
     out = tn.get_node_dir(home, manifest.nodes[0]) / tn.OUT_FILE
-    assert err.value.message == f"bank0 did not start (exited); see {out}"
+    # how it ended is said: a node killed before it wrote a line leaves no log to read
+    assert err.value.message == f"bank0 did not start (exited: bank0: exit code 3); see {out}"
     assert err.value.log_tails == ((out, ("boom: bad config",)),)
+
+
+def test_a_node_killed_at_start_is_said_to_be(tmp_path: Path, procs: Procs) -> None:
+    home = tmp_path / "home"
+    manifest = make_home(home, validators=1, observers=0)
+
+    def killed(node_dir: Path) -> list[str]:
+        code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+        return [sys.executable, "-c", code, str(node_dir)]
+
+    try:
+        with pytest.raises(tn.TestnetNotReady) as err:
+            tn.up_testnet(home, timeout=30, command=killed)
+    finally:
+        track_started(home, manifest, procs)
+    assert "(exited: bank0: killed by SIGKILL)" in err.value.message
 
 
 # ---------------------------------------------------------------------------------------
