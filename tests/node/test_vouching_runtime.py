@@ -1,0 +1,245 @@
+"""Shared verification inside one node process (node/runtime.py with node/attest.py): the
+node built from a real testnet home, not started; gossip and attestations fed to its
+handlers as its P2P layer would, and what it sends captured.
+
+What must hold (the attacks themselves run against real processes in
+tests/attack/test_vouching.py):
+- a held batch whose origin and designated verifiers all vouch is admitted without a
+  signature check; one vouched for by fewer, or by validators that are not designated,
+  is verified here after the wait;
+- only what every counted voucher believes is trusted: a forged tx they did not mark is
+  verified here and refused;
+- a node that peers say is far ahead holds nothing and verifies everything itself;
+- txs a connecting peer resends (TX_RESEND) are verified here, never held;
+- a designated verifier attests the txs it believes, junk left unmarked, to the
+  validators that hold the batch only;
+- stopping cancels every held batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consensus.validators import ValidatorSet
+from ledger.crypto import PrivateKey
+from ledger.tx import SignedTx, TxSignature
+from node import messages as msg
+from node.attest import compute_batch_digest, encode_bitmap
+from node.config import load_config
+from node.keyfile import read_key_file
+from node.runtime import Node
+from tests.node.netutil import FAST, Net, init_on_free_ports
+
+ME = "aclb"  # ledger order: aba, aclb, nbc, wing (quorum 3: an origin and the 2 after it)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Net]]:
+    path = tmp_path_factory.mktemp("vouching-runtime") / "testnet"
+    manifest = init_on_free_ports(path, validators=4, observers=1, consensus=FAST)
+    yield path, Net(path, manifest)
+
+
+def key_of(net: Net, name: str) -> bytes:
+    return read_key_file(net.node_dir(name) / "node_key.json").public_key
+
+
+def run_node(
+    home: tuple[Path, Net],
+    tmp_path: Path,
+    scenario: Callable[[Node, list[tuple[bytes, int, Any]]], Coroutine[Any, Any, None]],
+    wait_ms: int = 200,
+) -> None:
+    """Build ME's node on a copy of its home (fresh store), record what it sends, run
+    `scenario`, then stop it."""
+    _, net = home
+    config = load_config(net.node_dir(ME) / "node.toml")
+    config = replace(
+        config,
+        path=config.path,
+        data_dir=str(tmp_path / "data"),
+        mempool=replace(config.mempool, vouch_wait_ms=wait_ms),
+    )
+    node = Node(config)
+    sent: list[tuple[bytes, int, Any]] = []
+    node.p2p.send = lambda peer, kind, payload, droppable=False: bool(  # type: ignore[method-assign]
+        sent.append((peer, kind, payload)) or True
+    )
+
+    async def main() -> None:
+        try:
+            await scenario(node, sent)
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def validators(node: Node) -> ValidatorSet:
+    return node.engine.get_validators(node.engine.height + 1)
+
+
+def gossip(net: Net, count: int) -> list[SignedTx]:
+    return [net.transfer("wing", "aba", 1 + i) for i in range(count)]
+
+
+def forged(net: Net) -> SignedTx:
+    tx = net.transfer("wing", "aba", 99)
+    return SignedTx(tx.body, (TxSignature(tx.signatures[0].public_key, bytes(64)),))
+
+
+async def settle(node: Node) -> None:
+    while node._vouch_tasks:
+        await asyncio.sleep(0.01)
+
+
+def checks(node: Node) -> int:
+    return node.mempool.verified.checks
+
+
+def test_a_batch_its_verifiers_vouch_for_is_admitted_unverified(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 3)
+    origin, first, second = key_of(net, "nbc"), key_of(net, "wing"), key_of(net, "aba")
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        assert node.attestations.designated(validators(node), origin, b"") == (first, second)
+        digest = compute_batch_digest([tx.wire_hash for tx in txs])
+        everything = encode_bitmap([True] * len(txs))
+        await node._on_tx_batch(origin, [tx.encode() for tx in txs])
+        assert node.attestations.is_held(origin, digest) and len(node.mempool) == 0
+        node._on_attest(first, [digest, everything])
+        node._on_attest(key_of(net, "canadia"), [digest, everything])  # no validator
+        node._on_attest(first, [digest, everything])  # twice: still one voucher
+        assert node.attestations.is_held(origin, digest)
+        node._on_attest(second, [digest, everything])
+        await settle(node)
+        assert len(node.mempool) == 3 and checks(node) == 0  # nothing verified here
+        assert all(tx.wire_hash in node.mempool.verified for tx in txs)
+        assert node.metrics.vouched_batches == 1 and node.metrics.ignored_attestations == 1
+        assert sent == []  # not a verifier of nbc's batches: it attests nothing
+
+    run_node(home, tmp_path, scenario)
+
+
+def test_only_what_every_voucher_believes_is_trusted(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    _, net = home
+    net.nonces.clear()
+    good = gossip(net, 2)
+    bad = forged(net)
+    batch = [*good, bad]
+    origin, first, second = key_of(net, "nbc"), key_of(net, "wing"), key_of(net, "aba")
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        digest = compute_batch_digest([tx.wire_hash for tx in batch])
+        await node._on_tx_batch(origin, [tx.encode() for tx in batch])
+        node._on_attest(first, [digest, encode_bitmap([True, True, True])])  # lies
+        node._on_attest(second, [digest, encode_bitmap([True, True, False])])
+        await settle(node)
+        assert checks(node) == 1  # the forged one, verified here
+        assert bad.hash not in node.mempool and bad.wire_hash not in node.mempool.verified
+        assert all(tx.hash in node.mempool for tx in good)
+
+    run_node(home, tmp_path, scenario)
+
+
+def test_a_batch_not_vouched_for_is_verified_after_the_wait(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 2)
+    origin, first = key_of(net, "nbc"), key_of(net, "wing")
+    outsider = key_of(net, ME)  # a validator, but not one of nbc's verifiers
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        digest = compute_batch_digest([tx.wire_hash for tx in txs])
+        await node._on_tx_batch(origin, [tx.encode() for tx in txs])
+        node._on_attest(first, [digest, encode_bitmap([True, True])])
+        node._on_attest(outsider, [digest, encode_bitmap([True, True])])
+        await settle(node)
+        assert checks(node) == 2 and len(node.mempool) == 2
+        assert node.metrics.unvouched_batches == 1 and node.metrics.vouched_batches == 0
+
+    run_node(home, tmp_path, scenario, wait_ms=50)
+
+
+def test_a_node_far_behind_verifies_everything_itself(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 2)
+    origin = key_of(net, "nbc")
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        node.engine.sync.on_claim(origin, node.engine.height + 10)
+        await node._on_tx_batch(origin, [tx.encode() for tx in txs])
+        assert len(node.attestations) == 0  # nothing held
+        assert checks(node) == 2 and len(node.mempool) == 2
+
+    run_node(home, tmp_path, scenario)
+
+
+def test_resent_txs_are_verified_here(home: tuple[Path, Net], tmp_path: Path) -> None:
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 2)
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        await node._on_tx_resend(key_of(net, "nbc"), [tx.encode() for tx in txs])
+        assert len(node.attestations) == 0
+        assert checks(node) == 2 and len(node.mempool) == 2
+
+    run_node(home, tmp_path, scenario)
+
+
+def test_a_verifier_attests_what_it_believes_to_the_holders_only(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 2)
+    junk = forged(net)
+    stranger = replace(
+        txs[0], signatures=(TxSignature(PrivateKey.generate().public_key, bytes(64)),)
+    )
+    batch = [txs[0], junk, stranger, txs[1]]
+    origin = key_of(net, "aba")  # aclb verifies aba's batches, with nbc
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        assert key_of(net, ME) in node.attestations.designated(validators(node), origin, b"")
+        await node._on_tx_batch(origin, [tx.encode() for tx in batch])
+        digest = compute_batch_digest([tx.wire_hash for tx in batch])
+        # the forged one verified and failed; the stranger's key refused before any check
+        assert checks(node) == 3
+        assert [(peer, kind) for peer, kind, _ in sent] == [(key_of(net, "wing"), msg.ATTEST)]
+        assert sent[0][2] == [digest, encode_bitmap([True, False, False, True])]
+
+    run_node(home, tmp_path, scenario)
+
+
+def test_stopping_cancels_held_batches(home: tuple[Path, Net], tmp_path: Path) -> None:
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 2)
+    held: list[asyncio.Task[None]] = []
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        await node._on_tx_batch(key_of(net, "nbc"), [tx.encode() for tx in txs])
+        held.extend(node._vouch_tasks)
+        assert len(held) == 1 and not held[0].done()
+
+    run_node(home, tmp_path, scenario, wait_ms=60_000)
+    assert held[0].cancelled()
