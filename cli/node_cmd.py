@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from cli.devnet import testnet as tn
+from cli.devnet.processes import write_pid_file
 from cli.errors import CliError, to_cli_error
 from node.config import ConfigError
 
@@ -56,7 +57,7 @@ def _pid_file(node_dir: Path) -> Iterator[None]:
     writes the same pid for the nodes it starts."""
     path = node_dir / tn.PID_FILE
     pid = str(os.getpid())
-    path.write_text(pid + "\n")
+    write_pid_file(path, os.getpid())
     try:
         yield
     finally:

@@ -339,8 +339,8 @@ class Node:
         as their certificates decide them.
 
         A validator shares the verification (node/attest.py): as one of a batch's k
-        verifiers it admits the batch and, when it believes every signature in it,
-        attests it to the other validators; otherwise it holds the batch until its k
+        verifiers it admits the batch and attests to the validators that hold it which
+        of its txs' signatures it believes; otherwise it holds the batch until its k
         vouch for it, or its wait ends. A held origin's batches are admitted in arrival
         order; the peer's reader never waits for that."""
         if self.engine.follows():
@@ -468,7 +468,8 @@ class Node:
             self._vouched.pop((batch.digest, batch.origin), None)
 
     def _on_attest(self, peer: bytes, payload: Any) -> None:
-        """A validator verified every signature of a gossiped batch (node/attest.py)."""
+        """A validator says which signatures of a gossiped batch it believes
+        (node/attest.py); counted only for a batch it is a designated verifier of."""
         digest, believed = msg.parse_attest(payload)
         validators = self.engine.get_validators(self.engine.height + 1)
         if validators.get_index(peer) is None:

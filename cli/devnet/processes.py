@@ -43,6 +43,16 @@ def spawn_detached(args: Sequence[str], out_path: Path) -> int:
 _reaped: dict[int, int] = {}
 
 
+def write_pid_file(path: Path, pid: int) -> None:
+    """Write `pid` to `path` atomically (a temporary file renamed over it): a reader never
+    sees the empty file that truncating in place shows for a moment. (`testnet up` polls
+    the pid files while each node writes its own: an empty read made a starting node look
+    exited, and the testnet was torn down around it.)"""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{pid}\n")
+    os.replace(tmp, path)
+
+
 def is_process_alive(pid: int) -> bool:
     """Whether `pid` exists and is not a zombie; reaps it first if it is our child (its
     wait status is kept for `describe_exit`)."""

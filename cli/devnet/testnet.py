@@ -49,6 +49,7 @@ from cli.devnet.processes import (
     is_process_of,
     spawn_detached,
     terminate_all,
+    write_pid_file,
 )
 from cli.errors import CliError
 from cli.http import NodeReplyError, NodeUnreachable
@@ -661,7 +662,7 @@ def _read_pid(node_dir: Path) -> int | None:
 def start_node(node_dir: Path, command: NodeCommand = default_node_command) -> int:
     """Start a node detached, output appended to node.out, and record its pid."""
     pid = spawn_detached(command(node_dir.resolve()), node_dir / OUT_FILE)
-    (node_dir / PID_FILE).write_text(f"{pid}\n")
+    write_pid_file(node_dir / PID_FILE, pid)
     return pid
 
 

@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from cli.devnet import testnet as tn
-from cli.devnet.processes import get_cmdline, is_process_alive
+from cli.devnet.processes import get_cmdline, is_process_alive, write_pid_file
 from genesis.errors import GenesisError
 from genesis.load import load_genesis_file
 from ledger.crypto import PrivateKey
@@ -568,3 +569,30 @@ def test_invalid_init_chain_id(tmp_path: Path) -> None:
         init(tmp_path / "home", chain_id="")
     assert err.value.code == "invalid_genesis"
     assert not (tmp_path / "home").exists()
+
+
+def test_pid_files_are_never_seen_empty(tmp_path: Path) -> None:
+    """`testnet up` polls pid files while each starting node writes its own: a pid file
+    truncated in place reads empty for a moment, which made a starting node look exited
+    (and the testnet was torn down around it). Written atomically, a reader never sees
+    that."""
+    path = tmp_path / tn.PID_FILE
+    write_pid_file(path, 1)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(path.read_text())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for pid in range(2, 3000):
+            write_pid_file(path, pid)
+    finally:
+        done.set()
+        reader.join()
+    assert seen and all(text.strip().isdigit() for text in seen)
+    assert path.read_text() == "2999\n"
+    assert [p.name for p in tmp_path.iterdir()] == [tn.PID_FILE]  # no temporary left
