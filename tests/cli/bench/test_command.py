@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 import cli.bench.command as bench_cmd
 from cli.bench.run import FUNDING
@@ -49,6 +50,7 @@ def test_basic(tmp_path: Path) -> None:
         assert report["checks"]["nodes_converged"] is True
         # at 300 tx/s a 4+1 testnet keeps up: everything sent is committed
         assert report["sent"] == report["committed"] >= 850
+        assert report["pool_exhausted"] is False  # a fixed rate: the pool is the schedule
         assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
         assert report["tps"] > 0 and report["verify_bound_tps"] > 0
         # 4 validators + 1 observer: five nodes verify each tx
@@ -93,3 +95,38 @@ def test_invalid_check_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 1
     assert json.loads(result.stdout) == report
     assert result.stderr.strip().splitlines()[-1].startswith("error: bench_check_failed:")
+
+
+def _report(**overrides: Any) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "tps": 4000.0,
+        "offered_tps": 4000.0,
+        "committed": 120_000,
+        "sent": 120_000,
+        "presigned": 120_000,
+        "pool_exhausted": True,
+        "latency_ms": {"p50": 500.0, "p95": 900.0, "p99": 1000.0},
+        "verify_bound_tps": 8000.0,
+        "bound_ratio": 0.5,
+        "refused": {},
+        "uncommitted": 0,
+        "undecided": {},
+        "blocks": {"with_txs": 10, "mean_txs": 1000.0, "max_txs": 2000},
+        "rss_mb": {"nbc": 90.0},
+        "cpu_percent": {"nbc": 40.0},
+        "checks": {"committed_in_chain": True, "nodes_converged": True},
+    }
+    return report | overrides
+
+
+def _rendered(report: dict[str, Any]) -> str:
+    console = Console(record=True, width=200)
+    console.print(bench_cmd._summary_table(report))
+    return console.export_text()
+
+
+def test_the_table_says_when_the_pre_signed_pool_ran_out() -> None:
+    # every pre-signed tx went out: the nodes kept up, so tx/s is only a floor
+    assert "120,000 txs, all sent: the tx/s above is a floor" in _rendered(_report())
+    text = _rendered(_report(sent=80_000, committed=80_000, pool_exhausted=False))
+    assert "120,000 txs" in text and "floor" not in text
