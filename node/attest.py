@@ -185,11 +185,11 @@ class Attestations:
     def trusted(self, validators: ValidatorSet, batch: WaitingBatch) -> set[bytes]:
         """Wire hashes of the txs every counted voucher believes, once the batch is
         vouched for (else none): the txs admitted without verifying their signatures."""
-        if not self.is_vouched(validators, batch):
-            return set()
         counted = counted_vouchers(
             validators, batch.origin, batch.digest, batch.vouchers, self.threshold
         )
+        if len(counted) < compute_vouchers_needed(validators, self.threshold):
+            return set()
         believed = -1
         for key in counted:
             believed &= int.from_bytes(batch.vouchers[key], "little")

@@ -343,17 +343,13 @@ class Node:
         of its txs' signatures it believes; otherwise it holds the batch until its k
         vouch for it, or its wait ends. A held origin's batches are admitted in arrival
         order; the peer's reader never waits for that."""
-        if self.engine.follows():
-            self.metrics.ignored_gossip_batches += 1
+        gossiped = await self._decode_gossip(payload)
+        if gossiped is None:
             return
-        raws = msg.parse_tx_batch(payload)
-        decoded = await self._decode(raws)
-        items = [
-            (tx, raw) for tx, raw in zip(decoded, raws, strict=True) if isinstance(tx, SignedTx)
-        ]
+        count, items = gossiped
         validators = self.engine.get_validators(self.engine.height + 1)
         me = self.node_key.public_key
-        if items and len(items) == len(raws) and validators.get_index(me) is not None:
+        if items and len(items) == count and validators.get_index(me) is not None:
             digest = compute_batch_digest([tx.wire_hash for tx, _ in items])
             designated = self.attestations.designated(validators, peer, digest)
             if me in designated:
@@ -381,15 +377,22 @@ class Node:
     async def _on_tx_resend(self, peer: bytes, payload: Any) -> None:
         """Pending txs a peer sends on connecting (to this node alone, so no one else
         will attest them): admitted as gossip, every signature verified here."""
+        gossiped = await self._decode_gossip(payload)
+        if gossiped is not None:
+            self._wake_if_admitted(await self._admit(gossiped[1], persist=False))
+
+    async def _decode_gossip(self, payload: Any) -> tuple[int, list[tuple[SignedTx, bytes]]] | None:
+        """How many txs a gossiped batch carries, and those that decode; None on a
+        follower, which takes none."""
         if self.engine.follows():
             self.metrics.ignored_gossip_batches += 1
-            return
+            return None
         raws = msg.parse_tx_batch(payload)
         decoded = await self._decode(raws)
         items = [
             (tx, raw) for tx, raw in zip(decoded, raws, strict=True) if isinstance(tx, SignedTx)
         ]
-        self._wake_if_admitted(await self._admit(items, persist=False))
+        return len(raws), items
 
     def _hold(self, batch: WaitingBatch) -> None:
         """Wait for the batch's vouchers in a task, after the origin's previous batch."""

@@ -32,13 +32,11 @@ from tests.attack.test_attacks import (
     evil_issue,
     zero_signature_variant,
 )
-from tests.attack.test_follower import counter
+from tests.attack.test_follower import BYZANTINE, OBSERVER, counter
 from tests.node.netutil import Net, running_testnet, wait_for
 
 pytestmark = pytest.mark.slow
-
-OBSERVER = "canadia"
-BYZANTINE = "wing"  # a validator whose node key the attacker holds (the node itself down)
+# BYZANTINE (test_follower): a validator whose node key the attacker holds, the node down
 
 
 @pytest.fixture(scope="module")
