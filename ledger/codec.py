@@ -99,6 +99,17 @@ def unpack(
         raise CodecError("not valid msgpack", "malformed") from exc
 
 
+def unpack_or_none(data: bytes) -> Any:
+    """One msgpack value that fills `data` exactly, or None when it is not one: the
+    first step of a decoder's fast path (`SignedTx.decode`), which checks the type of
+    every leaf itself and leaves every refusal to the strict path and its error codes.
+    Maps and extension types decode here; the caller's type checks refuse them."""
+    try:
+        return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException, TypeError, RecursionError):
+        return None
+
+
 def fail(message: str, code: str = "wrong_type") -> NoReturn:
     raise CodecError(message, code)
 

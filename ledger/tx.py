@@ -29,8 +29,15 @@ from ledger.codec import (
     fail,
     pack,
     unpack,
+    unpack_or_none,
 )
-from ledger.commands import Command, decode_command, encode_command
+from ledger.commands import (
+    Command,
+    decode_command,
+    decode_command_or_none,
+    encode_command,
+    fits_utf8,
+)
 from ledger.constants import (
     DOMAIN_TX,
     MAX_COMMANDS_PER_TX,
@@ -151,21 +158,109 @@ class SignedTx:
 
     @staticmethod
     def decode(data: bytes) -> SignedTx:
-        """Strict inverse of `encode`: anything but a canonical signed tx is a `CodecError`."""
-        outer = expect_list(unpack(data, MAX_TX_BYTES), 3, "tx")
-        expect_version(outer[0], TX_VERSION, "tx")
-        body_bytes = expect_bytes(outer[1], None, "tx body")
-        raw_sigs = expect_list_max(outer[2], MAX_SIGNATURES, "tx signatures")
-        body_obj = unpack(body_bytes, MAX_TX_BYTES)
-        try:
-            body = _body_from_obj(body_obj)
-            signatures = tuple(_signature_from_obj(s) for s in raw_sigs)
-        except MalformedTx as exc:
-            fail(f"tx: {exc}", "invalid_field")
-        if pack(body_obj) != body_bytes or pack(outer) != data:
-            fail("tx: not the canonical encoding", "non_canonical")
-        # `data` is the canonical encoding: its hash is the wire hash.
-        return _assemble(body, signatures, body_bytes, data)
+        """Strict inverse of `encode`: anything but a canonical signed tx is a `CodecError`.
+
+        Every node decodes every tx, so this is on the hot path: a fast path takes what
+        it can vouch for, and everything else (every refusal among it) goes to the strict
+        path, which is the rule and gives the error its code."""
+        return _decode_fast(data) or _decode_strict(data)
+
+
+def _decode_strict(data: bytes) -> SignedTx:
+    """The decoder's rule, check by check, each refusal with its code."""
+    outer = expect_list(unpack(data, MAX_TX_BYTES), 3, "tx")
+    expect_version(outer[0], TX_VERSION, "tx")
+    body_bytes = expect_bytes(outer[1], None, "tx body")
+    raw_sigs = expect_list_max(outer[2], MAX_SIGNATURES, "tx signatures")
+    body_obj = unpack(body_bytes, MAX_TX_BYTES)
+    try:
+        body = _body_from_obj(body_obj)
+        signatures = tuple(_signature_from_obj(s) for s in raw_sigs)
+    except MalformedTx as exc:
+        fail(f"tx: {exc}", "invalid_field")
+    if pack(body_obj) != body_bytes or pack(outer) != data:
+        fail("tx: not the canonical encoding", "non_canonical")
+    # `data` is the canonical encoding: its hash is the wire hash.
+    return _assemble(body, signatures, body_bytes, data)
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _decode_fast(data: bytes) -> SignedTx | None:
+    """`_decode_strict(data)` when that accepts `data`; None when it might refuse it.
+    Every field is checked once, with the same rules as the strict path and the
+    constructors (`TxBody`, `TxSignature`), and the containers are built without
+    checking again. The canonical-encoding check is the same."""
+    if type(data) is not bytes or not 0 < len(data) <= MAX_TX_BYTES:
+        return None
+    outer = unpack_or_none(data)
+    if type(outer) is not list or len(outer) != 3:
+        return None
+    version, body_bytes, raw_sigs = outer
+    if (
+        type(version) is not int
+        or version != TX_VERSION
+        or type(body_bytes) is not bytes
+        or type(raw_sigs) is not list
+        or len(raw_sigs) > MAX_SIGNATURES
+    ):
+        return None
+    items = unpack_or_none(body_bytes)
+    if type(items) is not list or len(items) != 7:
+        return None
+    body_version, chain_id, signer, nonce, created_at, raw_commands, memo = items
+    if not (
+        type(body_version) is int
+        and body_version == TX_VERSION
+        and type(chain_id) is str
+        and len(chain_id) > 0
+        and fits_utf8(chain_id, MAX_CHAIN_ID_BYTES)
+        and type(signer) is str
+        and is_account_id(signer)
+        and type(nonce) is int
+        and 0 <= nonce <= MAX_NONCE
+        and type(created_at) is int
+        and 0 <= created_at <= MAX_TIMESTAMP
+        and type(raw_commands) is list
+        and 0 < len(raw_commands) <= MAX_COMMANDS_PER_TX
+        and type(memo) is str
+        and fits_utf8(memo, MAX_MEMO_BYTES)
+    ):
+        return None
+    commands = []
+    for raw in raw_commands:
+        command = decode_command_or_none(raw)
+        if command is None:
+            return None
+        commands.append(command)
+    signatures = []
+    for raw in raw_sigs:
+        if not (
+            type(raw) is list
+            and len(raw) == 2
+            and type(raw[0]) is bytes
+            and len(raw[0]) == PUBLIC_KEY_SIZE
+            and type(raw[1]) is bytes
+            and len(raw[1]) == SIGNATURE_SIZE
+        ):
+            return None
+        signature = _new(TxSignature)
+        _set(signature, "public_key", raw[0])
+        _set(signature, "signature", raw[1])
+        signatures.append(signature)
+    if pack(items) != body_bytes or pack(outer) != data:
+        return None
+    body = _new(TxBody)
+    _set(body, "version", body_version)
+    _set(body, "chain_id", chain_id)
+    _set(body, "signer", signer)
+    _set(body, "nonce", nonce)
+    _set(body, "created_at", created_at)
+    _set(body, "commands", tuple(commands))
+    _set(body, "memo", memo)
+    return _assemble(body, tuple(signatures), body_bytes, data)
 
 
 def peek_tx_hash(data: bytes) -> bytes | None:
