@@ -197,6 +197,9 @@ class Engine:
         # Gossiped txs held outside the mempool until validators vouch for them
         # (node/attest.py), by id: a proposal may name them before they are admitted.
         self.waiting_tx: Callable[[bytes], tuple[SignedTx, bytes] | None] = lambda tx_hash: None
+        # Sends the txs admitted here and not yet gossiped, before a proposal that may
+        # name them: on each connection they then arrive ahead of the proposal.
+        self.flush_gossip: Callable[[], None] = lambda: None
 
     # Queries.
     @property
@@ -456,6 +459,7 @@ class Engine:
         self.at.own_messages.append((msg.PROPOSAL, full))
         hashes = [tx.hash for tx in block.txs]
         compact = [proposal.encode(), block.header.encode(), hashes, last]
+        self.flush_gossip()
         self._broadcast(msg.COMPACT_PROPOSAL, compact)
 
     def _restore_proposed(self) -> Candidate | None:
@@ -703,10 +707,12 @@ class Engine:
         self._feed(cs.ProposalReceived(proposal, False))
         return False
 
-    def _fetch_proposal(self, peer: bytes, block_hash: bytes) -> None:
+    def _fetch_proposal(self, peer: bytes, block_hash: bytes, reason: str) -> None:
         """Ask for the full proposal, once per block at this height."""
         if block_hash not in self.at.fetched:
             self.at.fetched.add(block_hash)
+            fetched = self.metrics.fetched_proposals
+            fetched[reason] = fetched.get(reason, 0) + 1
             self._send(peer, msg.GET_PROPOSAL, block_hash)
 
     def _on_compact_proposal(self, message: PeerMessage) -> None:
@@ -730,13 +736,13 @@ class Engine:
             found = [self._held(tx_hash) for tx_hash in hashes]
             held = [h for h in found if h is not None]
             if len(held) != len(found):
-                self._fetch_proposal(message.peer, header.hash)
+                self._fetch_proposal(message.peer, header.hash, "missing_txs")
                 return
             # The root is over wire hashes: a mismatch means a wrong list, or that this
             # mempool holds another signed variant of a body. The full block tells.
             if compute_tx_root([tx.wire_hash for tx, _ in held]) != header.tx_root:
                 log.info("compact proposal: txs held here do not match the tx root; fetching")
-                self._fetch_proposal(message.peer, header.hash)
+                self._fetch_proposal(message.peer, header.hash, "tx_root")
                 return
             block = assemble_block(header, tuple(t for t, _ in held), tuple(r for _, r in held))
             last_commit = Commit.decode(raw_last) if raw_last else None

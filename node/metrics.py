@@ -58,6 +58,9 @@ class Metrics:
     ignored_attestations: int = 0
     # Peers' proposals dropped before their block was looked at, by reason.
     dropped_proposals: dict[str, int] = field(default_factory=dict)
+    # Compact proposals this node could not assemble, so it asked for the full block:
+    # "missing_txs" (it held not all of them), "tx_root" (it held other variants).
+    fetched_proposals: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, code: str) -> None:
         self.refused_txs[code] = self.refused_txs.get(code, 0) + 1
@@ -170,6 +173,12 @@ def collect(snap: Snapshot) -> list[Metric]:
             "Peers' proposals dropped before their block was judged, by reason.",
             "reason",
             m.dropped_proposals,
+        ),
+        _labelled(
+            "bakong_fetched_proposals_total",
+            "Compact proposals this node asked the full block for, by reason.",
+            "reason",
+            m.fetched_proposals,
         ),
     ]
     for name, (help_text, label, values) in sorted(snap.labelled.items()):

@@ -107,7 +107,7 @@ class Node:
             mempool=self.mempool,
             metrics=self.metrics,
             send=lambda peer, kind, payload: self.p2p.send(peer, kind, payload),
-            broadcast=lambda kind, payload: self.p2p.broadcast(kind, payload),
+            broadcast=self._broadcast_consensus,
             on_commit=self._on_commit,
             clock_ms=self.clock_ms,
             max_clock_skew_ms=self.genesis.params.max_clock_skew_ms,
@@ -147,6 +147,7 @@ class Node:
         self._vouch_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.engine.waiting_tx = self.attestations.lookup
+        self.engine.flush_gossip = self._flush_gossip
         self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
         openapi = config.openapi
         self.sandbox = Sandbox(  # the Open API sandbox's registrations, tokens, deeplinks
@@ -308,6 +309,14 @@ class Node:
         self._gossip.append(raw)
         self._schedule_gossip()
         self.engine.wake()
+
+    def _broadcast_consensus(self, kind: int, payload: Any) -> int:
+        """A consensus message to every peer. A compact proposal names txs by id, so it
+        goes out behind the gossip queued before it (the engine has this node's
+        ungossiped txs queued first, `flush_gossip`): reliable frames otherwise overtake
+        gossip, and a peer that read the proposal before the txs it names asked for the
+        full block. (Measured on a 4 + 1 testnet: about half of the compact proposals.)"""
+        return self.p2p.broadcast(kind, payload, behind_droppable=kind == msg.COMPACT_PROPOSAL)
 
     def _schedule_gossip(self) -> None:
         if not self._gossip_scheduled:

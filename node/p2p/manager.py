@@ -167,13 +167,16 @@ class PeerManager:
         payload: Any,
         exclude: Iterable[bytes] | None = None,
         droppable: bool = False,
+        behind_droppable: bool = False,
     ) -> int:
         """Queue one message (encoded once) for every connected peer not in `exclude`;
-        return how many peers it was queued for. Raises MessageTooLarge."""
+        return how many peers it was queued for. Raises MessageTooLarge.
+        `behind_droppable`: it goes out after the gossip queued before it
+        (`SendQueue.put`)."""
         frame = encode_body(msg_type, payload, self.params.max_frame_bytes)
         skip = set(exclude or ())
         return sum(
-            peer.send_frame(frame, droppable)
+            peer.send_frame(frame, droppable, behind_droppable=behind_droppable)
             for key, peer in list(self._peers.items())
             if key not in skip
         )

@@ -65,14 +65,14 @@ class Peer:
     def queued_frames(self) -> int:
         return len(self._queue)
 
-    def send_frame(self, frame: bytes, droppable: bool) -> bool:
+    def send_frame(self, frame: bytes, droppable: bool, *, behind_droppable: bool = False) -> bool:
         """Queue an encoded frame body (sealed when written); never blocks. A reliable
         frame that does not fit closes the session (the peer resyncs on reconnect) and
-        returns False."""
+        returns False. `behind_droppable` as in `SendQueue.put`."""
         if self.close_reason:
             return False
         try:
-            queued = self._queue.put(frame, droppable)
+            queued = self._queue.put(frame, droppable, behind_droppable=behind_droppable)
         except SendQueueOverflow as exc:
             log.warning("peer %s: send queue full (%s), disconnecting", self.key.hex()[:16], exc)
             self.close(exc.code)

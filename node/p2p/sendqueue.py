@@ -18,7 +18,8 @@ class SendQueue:
     """Frames for one peer, bounded in count and bytes, never blocking the caller.
 
     Reliable frames (consensus) are written before droppable ones (gossip), each class
-    in FIFO order. When full, the oldest droppable frames make room; a reliable frame
+    in FIFO order, except that a frame put `behind_droppable` goes after every frame
+    queued before it. When full, the oldest droppable frames make room; a reliable frame
     that still does not fit raises SendQueueOverflow.
     """
 
@@ -39,8 +40,14 @@ class SendQueue:
     def queued_bytes(self) -> int:
         return self._bytes
 
-    def put(self, frame: bytes, droppable: bool) -> bool:
-        """Queue `frame`; False if it was dropped for lack of room."""
+    def put(self, frame: bytes, droppable: bool, *, behind_droppable: bool = False) -> bool:
+        """Queue `frame`; False if it was dropped for lack of room. `behind_droppable`
+        (a reliable frame that names what droppable frames carry, as a compact proposal
+        names gossiped txs): the droppable frames queued now become reliable, so they go
+        out before it instead of after and are no longer dropped."""
+        if behind_droppable and self._droppable:
+            self._reliable.extend(self._droppable)
+            self._droppable.clear()
         while not self._has_room(len(frame)) and self._droppable:
             self._bytes -= len(self._droppable.popleft())
             self._counters.dropped["queue_full"] += 1

@@ -26,7 +26,7 @@ from ledger.transition import BlockContext, apply_block
 from ledger.tx import SignedTx, TxSignature
 from node import messages as msg
 from node.config import ConsensusConfig
-from node.engine import ZERO_HASH, Engine, PeerMessage
+from node.engine import ZERO_HASH, Candidate, Engine, PeerMessage
 from node.mempool import Mempool, MempoolError, PendingTx
 from node.metrics import Metrics
 from tests.ledger.helpers import CHAIN_ID, GENESIS_TIME, make_genesis, make_key, make_node_key
@@ -276,6 +276,7 @@ def test_compact_proposal_with_another_signed_variant_fetches_the_full_block() -
         engine._handle(compact_message(proposal, block))
         assert sent == [(PEER, msg.GET_PROPOSAL, block.hash)]
         assert engine.candidates == {}
+        assert engine.metrics.fetched_proposals == {"tx_root": 1}
         engine._handle(full_message(proposal, block))
         assert engine.candidates[block.hash].valid
         engine.stop()
@@ -293,6 +294,7 @@ def test_a_full_block_reuses_the_txs_the_mempool_holds() -> None:
         proposal = propose(block, make_node_key(name))
         engine._handle(compact_message(proposal, block))
         assert sent == [(PEER, msg.GET_PROPOSAL, block.hash)]  # one tx is missing
+        assert engine.metrics.fetched_proposals == {"missing_txs": 1}
         engine._handle(full_message(proposal, block))
         candidate = engine.candidates[block.hash]
         assert candidate.valid
@@ -377,5 +379,22 @@ def test_sync_with_an_empty_cache_verifies_every_signature() -> None:
         assert second.height == 2
         assert zero.wire_hash not in second.mempool.verified
         second.stop()
+
+    run(scenario)
+
+
+def test_a_compact_proposal_is_sent_after_the_gossip_of_this_nodes_txs() -> None:
+    """It names txs by id: the txs this node admitted but did not gossip yet are queued
+    first (`flush_gossip`), so a peer reads them before the proposal that names them."""
+
+    def scenario() -> None:
+        engine, _ = make_engine()
+        calls: list[object] = []
+        engine.flush_gossip = lambda: calls.append("flush")
+        engine._broadcast = lambda kind, payload: calls.append(kind) or 1
+        block = build(engine, [pay(0)], proposer_name(engine))
+        engine.at.candidates[block.hash] = Candidate(block, None, True, None, None)
+        engine._send_proposal(propose(block, make_node_key(proposer_name(engine))))
+        assert calls == ["flush", msg.COMPACT_PROPOSAL]
 
     run(scenario)

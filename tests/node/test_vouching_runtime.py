@@ -13,7 +13,8 @@ tests/attack/test_vouching.py):
 - txs a connecting peer resends (TX_RESEND) are verified here, never held;
 - a designated verifier attests the txs it believes, junk left unmarked, to the
   validators that hold the batch only;
-- stopping cancels every held batch.
+- stopping cancels every held batch;
+- a compact proposal goes out behind the gossip queued before it.
 """
 
 from __future__ import annotations
@@ -243,3 +244,37 @@ def test_stopping_cancels_held_batches(home: tuple[Path, Net], tmp_path: Path) -
 
     run_node(home, tmp_path, scenario, wait_ms=60_000)
     assert held[0].cancelled()
+
+
+def test_a_compact_proposal_goes_out_behind_the_gossip_of_its_txs(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    """Reliable frames overtake gossip in a peer's send queue; a compact proposal must
+    not, or the peer reads it before the txs it names and asks for the full block."""
+    _, net = home
+    net.nonces.clear()
+    [tx] = gossip(net, 1)
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        broadcasts: list[tuple[int, bool, bool]] = []
+
+        def broadcast(
+            kind: int,
+            payload: Any,
+            exclude: Any = None,
+            droppable: bool = False,
+            behind_droppable: bool = False,
+        ) -> int:
+            broadcasts.append((kind, droppable, behind_droppable))
+            return 1
+
+        node.p2p.broadcast = broadcast  # type: ignore[method-assign]
+        await node.submit_many([tx.encode()])
+        assert tx.hash in node.mempool and broadcasts == []  # gossip waits to batch up
+        node.engine.flush_gossip()
+        assert broadcasts == [(msg.TX_BATCH, True, False)]
+        node.engine._broadcast(msg.COMPACT_PROPOSAL, [])
+        node.engine._broadcast(msg.VOTE, [])
+        assert broadcasts[1:] == [(msg.COMPACT_PROPOSAL, False, True), (msg.VOTE, False, False)]
+
+    run_node(home, tmp_path, scenario)
