@@ -44,8 +44,15 @@ class SendQueue:
         """Queue `frame`; False if it was dropped for lack of room. `behind_droppable`
         (a reliable frame that names what droppable frames carry, as a compact proposal
         names gossiped txs): the droppable frames queued now become reliable, so they go
-        out before it instead of after and are no longer dropped."""
-        if behind_droppable and self._droppable:
+        out before it instead of after and are no longer dropped. Not in a queue more
+        than a quarter full: a peer that far behind asks for what it lacks anyway, and
+        its gossip stays the first to give way to consensus."""
+        if (
+            behind_droppable
+            and self._droppable
+            and 4 * len(self) <= self._max_frames
+            and 4 * self._bytes <= self._max_bytes
+        ):
             self._reliable.extend(self._droppable)
             self._droppable.clear()
         while not self._has_room(len(frame)) and self._droppable:

@@ -34,38 +34,30 @@ def test_basic() -> None:
 def test_a_frame_behind_droppable_goes_after_the_gossip_queued_before_it() -> None:
     """A compact proposal names txs that gossip carries: it must not overtake that
     gossip, which then can no longer be dropped; later gossip still waits its turn."""
-    q, counters = queue(10)
+    q, counters = queue(12)
     q.put(b"v1", droppable=False)
     q.put(b"g1", droppable=True)
     q.put(b"g2", droppable=True)
     assert q.put(b"proposal", droppable=False, behind_droppable=True)
     q.put(b"g3", droppable=True)
     q.put(b"v2", droppable=False)
-    assert q.queued_bytes == 2 + 2 + 2 + 8 + 2 + 2
-    # g1 and g2 are reliable now: a full queue drops the later g3, never them
-    for i in range(5):
-        q.put(b"x%d" % i, droppable=False)
+    assert len(q) == 6 and q.queued_bytes == 2 + 2 + 2 + 8 + 2 + 2
+    # g1 and g2 are reliable now: filling the queue drops the later g3, never them
+    filler = [b"x%d" % i for i in range(7)]
+    for frame in filler:
+        q.put(frame, droppable=False)
     assert counters.dropped["queue_full"] == 1
-    assert q.take_batch(1000) == [
-        b"v1",
-        b"g1",
-        b"g2",
-        b"proposal",
-        b"v2",
-        b"x0",
-        b"x1",
-        b"x2",
-        b"x3",
-        b"x4",
-    ]
+    assert q.take_batch(1000) == [b"v1", b"g1", b"g2", b"proposal", b"v2", *filler]
     assert len(q) == 0 and q.queued_bytes == 0
-    # with no gossip queued it is an ordinary reliable frame
-    q.put(b"g4", droppable=True)
-    q.take_batch(1000)
-    q.put(b"g5", droppable=True)
-    q.put(b"v3", droppable=False)
+
+
+def test_a_frame_behind_droppable_in_a_queue_over_a_quarter_full_goes_first() -> None:
+    """A peer that far behind asks for the block anyway: its gossip stays droppable."""
+    q, _ = queue(10)
+    for frame in (b"g1", b"g2", b"g3"):
+        q.put(frame, droppable=True)
     q.put(b"proposal", droppable=False, behind_droppable=True)
-    assert q.take_batch(1000) == [b"v3", b"g5", b"proposal"]
+    assert q.take_batch(1000) == [b"proposal", b"g1", b"g2", b"g3"]
 
 
 def test_take_batch_stops_near_max_bytes() -> None:
