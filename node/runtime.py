@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -56,6 +56,22 @@ POOLED_SLICE = 250
 # Peer messages waiting for consensus beyond which peers' readers wait.
 ENGINE_BACKLOG = 2_000
 GET_BLOCKS_INTERVAL_S = 0.05
+
+
+def chunk_gossip(raws: list[bytes], max_bytes: int) -> Iterator[list[bytes]]:
+    """`raws` in runs of at most GOSSIP_MAX_BATCH txs and `max_bytes` (half a frame: a
+    frame also holds each item's length), so that no gossip frame exceeds
+    `p2p.max_frame_bytes`, which 2,000 txs of up to 16 KB would."""
+    chunk: list[bytes] = []
+    size = 0
+    for raw in raws:
+        if chunk and (len(chunk) == GOSSIP_MAX_BATCH or size + len(raw) > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(raw)
+        size += len(raw)
+    if chunk:
+        yield chunk
 
 
 class Node:
@@ -135,7 +151,7 @@ class Node:
         self.admitted_at: OrderedDict[bytes, int] = OrderedDict()
         self._gossip: list[bytes] = []
         self._served_blocks_at: dict[bytes, float] = {}
-        self._gossip_scheduled = False
+        self._gossip_timer: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Gossiped batches waiting for validators to vouch for them (node/attest.py): one
         # event per waiting digest, and each origin's last batch (admitted in order).
@@ -319,17 +335,20 @@ class Node:
         return self.p2p.broadcast(kind, payload, behind_droppable=kind == msg.COMPACT_PROPOSAL)
 
     def _schedule_gossip(self) -> None:
-        if not self._gossip_scheduled:
-            self._gossip_scheduled = True
-            asyncio.get_running_loop().call_later(GOSSIP_FLUSH_S, self._flush_gossip)
+        if self._gossip_timer is None:
+            self._gossip_timer = asyncio.get_running_loop().call_later(
+                GOSSIP_FLUSH_S, self._flush_gossip
+            )
 
     def _flush_gossip(self) -> None:
-        self._gossip_scheduled = False
+        """Broadcast the txs admitted since the last flush: on its timer, or at once
+        before a proposal (`Engine.flush_gossip`), which cancels the timer."""
+        if self._gossip_timer is not None:
+            self._gossip_timer.cancel()
+            self._gossip_timer = None
         batch, self._gossip = self._gossip, []
-        for start in range(0, len(batch), GOSSIP_MAX_BATCH):
-            self.p2p.broadcast(
-                msg.TX_BATCH, batch[start : start + GOSSIP_MAX_BATCH], droppable=True
-            )
+        for chunk in chunk_gossip(batch, self.config.p2p.max_frame_bytes // 2):
+            self.p2p.broadcast(msg.TX_BATCH, chunk, droppable=True)
 
     # P2P handlers.
     def _to_engine(self, kind: int) -> Callable[[bytes, Any], Awaitable[None]]:
@@ -508,11 +527,8 @@ class Node:
 
     def _on_peer_connected(self, peer: bytes) -> None:
         self.engine.regossip(peer)
-        pending = self.mempool.all_raw()
-        for start in range(0, len(pending), GOSSIP_MAX_BATCH):
-            self.p2p.send(
-                peer, msg.TX_RESEND, pending[start : start + GOSSIP_MAX_BATCH], droppable=True
-            )
+        for chunk in chunk_gossip(self.mempool.all_raw(), self.config.p2p.max_frame_bytes // 2):
+            self.p2p.send(peer, msg.TX_RESEND, chunk, droppable=True)
 
     # Commit and rejection notices.
     def _on_commit(self, block: Block, result: BlockResult) -> None:

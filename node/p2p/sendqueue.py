@@ -7,6 +7,10 @@ from collections import deque
 from node.p2p.counters import P2PCounters
 from node.p2p.errors import P2PError
 
+# Gossip put ahead of a compact proposal at most (about 6,000 bench txs; 1 MiB is 80 ms
+# at 100 Mbit/s): votes queued after the proposal wait for it too.
+MAX_PROMOTED_BYTES = 1024 * 1024
+
 
 class SendQueueOverflow(P2PError):
     """A frame that must not be dropped does not fit: the peer is too slow to keep."""
@@ -44,14 +48,15 @@ class SendQueue:
         """Queue `frame`; False if it was dropped for lack of room. `behind_droppable`
         (a reliable frame that names what droppable frames carry, as a compact proposal
         names gossiped txs): the droppable frames queued now become reliable, so they go
-        out before it instead of after and are no longer dropped. Not in a queue more
-        than a quarter full: a peer that far behind asks for what it lacks anyway, and
-        its gossip stays the first to give way to consensus."""
+        out before it instead of after and are no longer dropped. Only while the queue
+        holds at most MAX_PROMOTED_BYTES and a quarter of its frames: every consensus
+        frame queued later waits behind them, and a peer further behind asks for what it
+        lacks anyway, its gossip still the first to give way to consensus."""
         if (
             behind_droppable
             and self._droppable
             and 4 * len(self) <= self._max_frames
-            and 4 * self._bytes <= self._max_bytes
+            and self._bytes <= min(MAX_PROMOTED_BYTES, self._max_bytes // 4)
         ):
             self._reliable.extend(self._droppable)
             self._droppable.clear()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from node.p2p.counters import P2PCounters
 from node.p2p.params import P2PParams, compute_backoff
-from node.p2p.sendqueue import SendQueue, SendQueueOverflow
+from node.p2p.sendqueue import MAX_PROMOTED_BYTES, SendQueue, SendQueueOverflow
 
 
 def queue(max_frames: int = 3, max_bytes: int = 1000) -> tuple[SendQueue, P2PCounters]:
@@ -58,6 +58,20 @@ def test_a_frame_behind_droppable_in_a_queue_over_a_quarter_full_goes_first() ->
         q.put(frame, droppable=True)
     q.put(b"proposal", droppable=False, behind_droppable=True)
     assert q.take_batch(1000) == [b"proposal", b"g1", b"g2", b"g3"]
+
+
+def test_no_more_than_max_promoted_bytes_of_gossip_go_ahead_of_a_proposal() -> None:
+    """Votes queued after the proposal wait for the gossip put ahead of it, so that is
+    bounded in bytes as well as by the quarter of the queue."""
+    q, _ = queue(1000, 1 << 30)
+    big = b"g" * (MAX_PROMOTED_BYTES // 2 + 1)
+    q.put(big, droppable=True)
+    q.put(big, droppable=True)
+    q.put(b"proposal", droppable=False, behind_droppable=True)
+    assert q.take_batch(1 << 30) == [b"proposal", big, big]
+    q.put(big, droppable=True)
+    q.put(b"proposal", droppable=False, behind_droppable=True)
+    assert q.take_batch(1 << 30) == [big, b"proposal"]
 
 
 def test_take_batch_stops_near_max_bytes() -> None:

@@ -34,7 +34,7 @@ from node import messages as msg
 from node.attest import compute_batch_digest, encode_bitmap
 from node.config import load_config
 from node.keyfile import read_key_file
-from node.runtime import Node
+from node.runtime import GOSSIP_FLUSH_S, GOSSIP_MAX_BATCH, Node, chunk_gossip
 from tests.node.netutil import FAST, Net, init_on_free_ports
 
 ME = "aclb"  # ledger order: aba, aclb, nbc, wing (quorum 3: an origin and the 2 after it)
@@ -271,10 +271,30 @@ def test_a_compact_proposal_goes_out_behind_the_gossip_of_its_txs(
         node.p2p.broadcast = broadcast  # type: ignore[method-assign]
         await node.submit_many([tx.encode()])
         assert tx.hash in node.mempool and broadcasts == []  # gossip waits to batch up
+        assert node._gossip_timer is not None
         node.engine.flush_gossip()
+        assert broadcasts == [(msg.TX_BATCH, True, False)]
+        # the flush before a proposal cancels the timer: no second, empty flush
+        assert node._gossip_timer is None
+        await asyncio.sleep(3 * GOSSIP_FLUSH_S)
         assert broadcasts == [(msg.TX_BATCH, True, False)]
         node.engine._broadcast(msg.COMPACT_PROPOSAL, [])
         node.engine._broadcast(msg.VOTE, [])
         assert broadcasts[1:] == [(msg.COMPACT_PROPOSAL, False, True), (msg.VOTE, False, False)]
 
     run_node(home, tmp_path, scenario)
+
+
+def test_gossip_goes_in_frames_bounded_by_count_and_bytes() -> None:
+    """No gossip frame exceeds the frame limit, however large the txs: 2,000 txs of
+    16 KB would be 32 MB against a 16 MB frame."""
+    raws = [bytes([i % 256]) * 10 for i in range(2 * GOSSIP_MAX_BATCH + 5)]
+    chunks = list(chunk_gossip(raws, 10**9))
+    assert [len(c) for c in chunks] == [GOSSIP_MAX_BATCH, GOSSIP_MAX_BATCH, 5]
+    assert [raw for c in chunks for raw in c] == raws
+    chunks = list(chunk_gossip(raws[:10], 35))
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+    assert [raw for c in chunks for raw in c] == raws[:10]
+    # one tx larger than the budget still goes, alone
+    assert list(chunk_gossip([b"a", b"b" * 50, b"c"], 10)) == [[b"a"], [b"b" * 50], [b"c"]]
+    assert list(chunk_gossip([], 10)) == []
