@@ -158,11 +158,16 @@ def expect_bytes_max(obj: Any, max_len: int, what: str = "value") -> bytes:
     return value
 
 
+def fits_utf8(value: str, max_bytes: int) -> bool:
+    """`value` encodes to at most `max_bytes` of UTF-8 (a short one needs no encoding:
+    a character is at most 4 bytes)."""
+    return len(value) * 4 <= max_bytes or len(value.encode("utf-8", "surrogatepass")) <= max_bytes
+
+
 def expect_str(obj: Any, max_len: int = 1024, what: str = "value") -> str:
     if not isinstance(obj, str):
         fail(f"{what}: expected a string, got {type(obj).__name__}")
-    # at most 4 UTF-8 bytes a character: a short string needs no encoding to tell
-    if len(obj) * 4 > max_len and len(obj.encode("utf-8", "surrogatepass")) > max_len:
+    if not fits_utf8(obj, max_len):
         fail(f"{what}: longer than {max_len} bytes", "oversize")
     return obj
 

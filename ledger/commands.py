@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.codec import expect_bytes, expect_int, expect_list, expect_str, fail
+from ledger.codec import expect_bytes, expect_int, expect_list, expect_str, fail, fits_utf8
 from ledger.constants import MAX_AMOUNT, PUBLIC_KEY_SIZE
 from ledger.errors import CodecError, MalformedTx
 from ledger.ids import is_account_id, is_bank_code, operator_of
@@ -399,12 +399,6 @@ def decode_command(obj: Any) -> Command:
     except MalformedTx as exc:
         fail(f"command: {exc}", "invalid_field")
     return cmd
-
-
-def fits_utf8(value: str, max_bytes: int) -> bool:
-    """`value` encodes to at most `max_bytes` of UTF-8 (a short one needs no encoding:
-    a character is at most 4 bytes)."""
-    return len(value) * 4 <= max_bytes or len(value.encode("utf-8", "surrogatepass")) <= max_bytes
 
 
 _new = object.__new__

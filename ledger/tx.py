@@ -27,6 +27,7 @@ from ledger.codec import (
     expect_str,
     expect_version,
     fail,
+    fits_utf8,
     pack,
     unpack,
     unpack_or_none,
@@ -36,7 +37,6 @@ from ledger.commands import (
     decode_command,
     decode_command_or_none,
     encode_command,
-    fits_utf8,
 )
 from ledger.constants import (
     DOMAIN_TX,
@@ -78,10 +78,7 @@ def _check_body(body: TxBody) -> None:
     if not isinstance(body.commands, tuple) or not 0 < len(body.commands) <= MAX_COMMANDS_PER_TX:
         raise MalformedTx(f"commands: expected 1 to {MAX_COMMANDS_PER_TX} commands")
     # The memo fits in MAX_MEMO_BYTES of UTF-8.
-    if not isinstance(body.memo, str) or (
-        len(body.memo) * 4 > MAX_MEMO_BYTES
-        and len(body.memo.encode("utf-8", "surrogatepass")) > MAX_MEMO_BYTES
-    ):
+    if not isinstance(body.memo, str) or not fits_utf8(body.memo, MAX_MEMO_BYTES):
         raise MalformedTx(f"memo: longer than {MAX_MEMO_BYTES} UTF-8 bytes")
 
 

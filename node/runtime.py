@@ -331,7 +331,7 @@ class Node:
         goes out behind the gossip queued before it (the engine has this node's
         ungossiped txs queued first, `flush_gossip`): reliable frames otherwise overtake
         gossip, and a peer that read the proposal before the txs it names asked for the
-        full block. (Measured on a 4 + 1 testnet: about half of the compact proposals.)"""
+        full block. (Measured on a 4 + 1 testnet: about a third of the compact proposals.)"""
         return self.p2p.broadcast(kind, payload, behind_droppable=kind == msg.COMPACT_PROPOSAL)
 
     def _schedule_gossip(self) -> None:
