@@ -254,9 +254,8 @@ class Node:
                 decoded.append((result, raws[slot]))
                 slots.append(slot)
         outcomes = await self._admit(decoded, persist=True)
-        for slot, (tx, raw), (tx_hash, error) in zip(slots, decoded, outcomes, strict=True):
+        for slot, (tx, _), (tx_hash, error) in zip(slots, decoded, outcomes, strict=True):
             if error is None:
-                self._admitted(tx_hash, raw)
                 out[slot] = {"hash": tx_hash.hex()}
             else:
                 self.metrics.refuse(error.code)
@@ -286,16 +285,26 @@ class Node:
         messages are not stuck behind thousands of signature checks. With verifier workers,
         every slice's signatures go to the workers at once, and each slice is admitted as
         its verdicts arrive: the event loop checks and writes one slice while the workers
-        verify the next."""
+        verify the next.
+
+        `persist` (a client's txs): each admitted tx is queued for gossip before the loop
+        yields. A proposal built in that yield may name it, and the flush before the
+        proposal (`flush_gossip`) must send it; queued later, the proposal overtook it and
+        peers fetched the full block."""
         size = POOLED_SLICE if self.verifier.workers else ADMIT_SLICE
         slices = [items[i : i + size] for i in range(0, len(items), size)]
         verdicts = [self._verify_ahead(part) for part in slices] if self.verifier.workers else []
         outcomes: list[tuple[bytes, MempoolError | None]] = []
         for index, part in enumerate(slices):
             bad = await verdicts[index] if verdicts else set()
-            outcomes.extend(
-                self.mempool.add_many(part, self.clock_ms(), persist=persist, bad_signatures=bad)
+            admitted = self.mempool.add_many(
+                part, self.clock_ms(), persist=persist, bad_signatures=bad
             )
+            if persist:
+                for (tx_hash, error), (_, raw) in zip(admitted, part, strict=True):
+                    if error is None:
+                        self._admitted(tx_hash, raw)
+            outcomes.extend(admitted)
             await asyncio.sleep(0)
         return outcomes
 

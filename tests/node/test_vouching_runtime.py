@@ -14,7 +14,8 @@ tests/attack/test_vouching.py):
 - a designated verifier attests the txs it believes, junk left unmarked, to the
   validators that hold the batch only;
 - stopping cancels every held batch;
-- a compact proposal goes out behind the gossip queued before it.
+- a compact proposal goes out behind the gossip queued before it, and a client's tx is
+  queued for gossip before the loop yields (a proposal built then may name it).
 """
 
 from __future__ import annotations
@@ -281,6 +282,47 @@ def test_a_compact_proposal_goes_out_behind_the_gossip_of_its_txs(
         node.engine._broadcast(msg.COMPACT_PROPOSAL, [])
         node.engine._broadcast(msg.VOTE, [])
         assert broadcasts[1:] == [(msg.COMPACT_PROPOSAL, False, True), (msg.VOTE, False, False)]
+
+    run_node(home, tmp_path, scenario)
+
+
+def test_a_client_tx_is_queued_for_gossip_before_a_proposal_can_name_it(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    """A client's batch is admitted a slice at a time, and the loop yields after each: a
+    proposal built then names the slice's txs, so the flush before it must send them.
+    Queued for gossip only once the whole batch was in, they went out after the
+    proposal (the peer fetched the full block)."""
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 20)
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        gossiped: set[bytes] = set()
+        unsent: list[int] = []
+
+        def broadcast(kind: int, payload: Any, *args: Any, **kwargs: Any) -> int:
+            if kind == msg.TX_BATCH:
+                gossiped.update(payload)
+            return 1
+
+        node.p2p.broadcast = broadcast  # type: ignore[method-assign]
+
+        async def propose_whenever_txs_are_pending() -> None:
+            while True:
+                if len(node.mempool):
+                    node.engine.flush_gossip()  # as `_send_proposal` does
+                    raws = set(node.mempool.all_raw())
+                    unsent.append(len(raws - gossiped))
+                await asyncio.sleep(0)
+
+        proposer = asyncio.create_task(propose_whenever_txs_are_pending())
+        try:
+            results = await node.submit_many([tx.encode() for tx in txs])
+        finally:
+            proposer.cancel()
+        assert all("error" not in r for r in results), results
+        assert unsent and set(unsent) == {0}, unsent
 
     run_node(home, tmp_path, scenario)
 
