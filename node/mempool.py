@@ -48,6 +48,9 @@ def split_reason(reason: str) -> tuple[str, str]:
 
 
 RECHECK_WINDOW = 2000
+# Accounts kept between commits (`Mempool._get_account`); past this the cache starts over,
+# so txs from many distinct signers (unknown ones too) cannot grow it without bound.
+ACCOUNT_CACHE_SIZE = 50_000
 _DEFAULTS = MempoolConfig()
 
 
@@ -164,6 +167,10 @@ class Mempool:
         self._max_queued_per_signer = max_queued_per_signer
         self._max_queued = max_queued
         self.verified = verified if verified is not None else VerifiedCache()
+        # Signers' committed accounts as admission read them, kept until the next commit
+        # (`update` clears them): a signer's txs arrive in runs, and each run read and
+        # decoded the same record again.
+        self._accounts: dict[str, Account | None] = {}
         self._txs: dict[bytes, PendingTx] = {}
         self._by_signer: dict[str, _Signer] = {}
         self._executable = 0
@@ -334,8 +341,18 @@ class Mempool:
             )
 
     def _get_account(self, account: str) -> Account | None:
+        """The committed account, read from the store once per height. Commits are the
+        only writes to accounts, and each is followed by `update`, which forgets them."""
+        try:
+            return self._accounts[account]
+        except KeyError:
+            pass
         raw = self._store.get(schema.make_account_key(account))
-        return Account.decode(raw) if raw is not None else None
+        found = Account.decode(raw) if raw is not None else None
+        if len(self._accounts) >= ACCOUNT_CACHE_SIZE:
+            self._accounts.clear()
+        self._accounts[account] = found
+        return found
 
     def add(self, tx: SignedTx, raw: bytes, now_ms: int) -> bytes:
         """Check and persist one tx; returns its hash or raises MempoolError."""
@@ -509,6 +526,7 @@ class Mempool:
     ) -> list[tuple[bytes, str]]:
         """Drop included txs, then re-check touched signers' queues; returns evictions
         (tx hash, code)."""
+        self._accounts.clear()  # the block changed the committed accounts
         dropped: set[bytes] = set()
         stored: set[bytes] = set()
         served: dict[str, None] = {}

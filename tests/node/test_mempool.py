@@ -192,6 +192,42 @@ def test_invalid_frozen_signer() -> None:
     assert _refused(_mempool(ledger), _pay(ledger, 0), ledger.time_ms) == "account_frozen"
 
 
+def test_admission_reads_each_signer_once_per_height_and_sees_every_commit() -> None:
+    """Admission keeps the accounts it read until the next commit (`update`): the same
+    signer's txs read the store once, and a commit that froze the signer or used a
+    nonce is seen by the next admission."""
+    ledger = Ledger()
+    mempool = _mempool(ledger)
+    reads: list[bytes] = []
+    get = ledger.store.get
+
+    def counted(key: bytes) -> bytes | None:
+        reads.append(key)
+        return get(key)
+
+    ledger.store.get = counted  # type: ignore[method-assign]
+    txs = [_pay(ledger, n) for n in range(3)]
+    mempool.add_many([(tx, tx.encode()) for tx in txs], ledger.time_ms)
+    assert reads.count(schema.make_account_key("alice@aclb")) == 1
+    # a block uses nonce 0 and freezes alice
+    freeze = ledger.sign("admin@nbc", Freeze("alice@aclb"))
+    ledger.apply([txs[0], freeze])
+    ctx = BlockContext(CHAIN_ID, ledger.height + 1, ledger.time_ms)
+    mempool.update([txs[0].hash], {"alice@aclb", "admin@nbc"}, ctx)
+    assert _refused(mempool, _pay(ledger, 3), ledger.time_ms) == "account_frozen"
+    assert _refused(mempool, _pay(ledger, 0, amount=11), ledger.time_ms) == "bad_nonce"
+
+
+def test_the_account_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mempool_module, "ACCOUNT_CACHE_SIZE", 3)
+    ledger = Ledger()
+    mempool = _mempool(ledger)
+    for n in range(10):
+        tx = make_tx(f"nobody{n}@aclb", 0, Transfer(f"nobody{n}@aclb", "carol@wing", "KHR", 1))
+        assert _refused(mempool, tx, ledger.time_ms) == "unknown_account"
+        assert len(mempool._accounts) <= 3
+
+
 def test_invalid_full() -> None:
     ledger = Ledger()
     mempool = _mempool(ledger, capacity=2)
