@@ -105,6 +105,8 @@ class HeightState:
     # (peer, block) pairs it sent one to (once each).
     fetched: set[bytes] = field(default_factory=set)
     served: set[tuple[bytes, bytes]] = field(default_factory=set)
+    # Compact proposals whose judging waited for the held txs they name (once each).
+    awaited: set[bytes] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,11 @@ class Engine:
         # Sends the txs admitted here and not yet gossiped, before a proposal that may
         # name them: on each connection they then arrive ahead of the proposal.
         self.flush_gossip: Callable[[], None] = lambda: None
+        # `await_held(tx_hashes, resume)`: whether the runtime will call `resume` once the
+        # held batches of those txs are admitted (or a short wait ends); False when none.
+        self.await_held: Callable[[list[bytes], Callable[[], None]], bool] = (
+            lambda tx_hashes, resume: False
+        )
 
     # Queries.
     @property
@@ -744,6 +751,10 @@ class Engine:
                 log.info("compact proposal: txs held here do not match the tx root; fetching")
                 self._fetch_proposal(message.peer, header.hash, "tx_root")
                 return
+            if not self.follows(proposal.height) and self._awaits_held(
+                header.hash, hashes, message
+            ):
+                return
             block = assemble_block(header, tuple(t for t, _ in held), tuple(r for _, r in held))
             last_commit = Commit.decode(raw_last) if raw_last else None
             if self.follows(proposal.height):
@@ -751,6 +762,21 @@ class Engine:
             else:
                 candidate = self._judge(block, None, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
+
+    def _awaits_held(self, block_hash: bytes, hashes: list[bytes], message: PeerMessage) -> bool:
+        """Whether judging the compact proposal waits: it names txs held for their
+        validators' vouchers (node/attest.py), whose signatures judging now would verify
+        here, while their vouchers are likely a few milliseconds away. It waits once, until
+        their batches are admitted or a short wait ends (`await_held`), and the message is
+        then handled again; whatever is still held then is verified by the judge."""
+        if block_hash in self.at.awaited:
+            return False
+        waiting = [tx_hash for tx_hash in hashes if self.mempool.get_pending(tx_hash) is None]
+        self.at.awaited.add(block_hash)
+        if waiting and self.await_held(waiting, lambda: self.submit(message)):
+            self.metrics.awaited_proposals += 1
+            return True
+        return False
 
     def _is_proposal_acceptable(self, proposal: cs.Proposal, message: PeerMessage) -> bool:
         """The machine's own proposal checks (height, round, proposer, signature), run

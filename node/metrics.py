@@ -61,6 +61,8 @@ class Metrics:
     # Compact proposals this node could not assemble, so it asked for the full block:
     # "missing_txs" (it held not all of them), "tx_root" (it held other variants).
     fetched_proposals: dict[str, int] = field(default_factory=dict)
+    # Compact proposals judged only after the held txs they named were admitted.
+    awaited_proposals: int = 0
 
     def refuse(self, code: str) -> None:
         self.refused_txs[code] = self.refused_txs.get(code, 0) + 1
@@ -179,6 +181,11 @@ def collect(snap: Snapshot) -> list[Metric]:
             "Compact proposals this node asked the full block for, by reason.",
             "reason",
             m.fetched_proposals,
+        ),
+        _counter(
+            "bakong_awaited_proposals_total",
+            "Compact proposals judged after waiting for the held gossip batches they name.",
+            m.awaited_proposals,
         ),
     ]
     for name, (help_text, label, values) in sorted(snap.labelled.items()):

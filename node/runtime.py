@@ -49,6 +49,9 @@ log = logging.getLogger("bakong.node")
 
 GOSSIP_FLUSH_S = 0.005
 GOSSIP_MAX_BATCH = 2000
+# A compact proposal naming held txs waits at most this part of the propose timeout for
+# their batches (`Node._await_held`): a small part of the round, whose timeout still runs.
+AWAIT_HELD_FRACTION = 0.1
 STATUS_INTERVAL_S = 1.0
 ADMIT_SLICE = 100
 # With verifier workers: fewer, larger slices, each one round trip to the workers.
@@ -161,8 +164,12 @@ class Node:
         self._vouched: dict[tuple[bytes, bytes], asyncio.Event] = {}
         self._origin_tail: dict[bytes, asyncio.Task[None]] = {}
         self._vouch_tasks: set[asyncio.Task[None]] = set()
+        self._batch_tasks: dict[tuple[bytes, bytes], asyncio.Task[None]] = {}
+        # Compact proposals whose judging waits for the held batches they name.
+        self._awaiting: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.engine.waiting_tx = self.attestations.lookup
+        self.engine.await_held = self._await_held
         self.engine.flush_gossip = self._flush_gossip
         self.idempotency = IdempotencyLog(self.store)  # the back office's Idempotency-Keys
         openapi = config.openapi
@@ -205,7 +212,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         self._stopping = True  # no batch is held from now on
-        waiting = list(self._vouch_tasks)
+        waiting = [*self._vouch_tasks, *self._awaiting]
         for task in waiting:
             task.cancel()
         await asyncio.gather(*self._tasks, *waiting, return_exceptions=True)
@@ -439,8 +446,36 @@ class Node:
             name="vouched-admission",
         )
         self._origin_tail[batch.origin] = task
+        self._batch_tasks[batch.digest, batch.origin] = task
         self._vouch_tasks.add(task)
-        task.add_done_callback(lambda done: self._forget_task(batch.origin, done))
+        task.add_done_callback(lambda done: self._forget_task(batch, done))
+
+    def _await_held(self, tx_hashes: list[bytes], resume: Callable[[], None]) -> bool:
+        """`Engine.await_held`: call `resume` once the held batches that hold any of
+        `tx_hashes` are admitted, or after `AWAIT_HELD_FRACTION` of the propose timeout (at
+        most `vouch_wait_ms`), whichever comes first; False when no batch holds them. A
+        batch's vouchers come within milliseconds of the proposal naming it, mostly; the
+        judge would otherwise verify each of its txs here."""
+        tasks = {
+            task
+            for batch in self.attestations.holding(tx_hashes)
+            if (task := self._batch_tasks.get((batch.digest, batch.origin))) is not None
+        }
+        if not tasks or self._stopping:
+            return False
+        limit_ms = min(
+            self.config.mempool.vouch_wait_ms,
+            self.config.consensus.timeout_propose_ms * AWAIT_HELD_FRACTION,
+        )
+
+        async def wait_then_resume() -> None:
+            await asyncio.wait(tasks, timeout=limit_ms / 1000)
+            resume()
+
+        waiter = asyncio.create_task(wait_then_resume(), name="await-held")
+        self._awaiting.add(waiter)
+        waiter.add_done_callback(self._awaiting.discard)
+        return True
 
     def _is_behind(self) -> bool:
         """Peers claim heights more than 2 past this node's: the validator set it counts
@@ -453,10 +488,12 @@ class Node:
         if any(error is None for _, error in outcomes):
             self.engine.wake()
 
-    def _forget_task(self, origin: bytes, task: asyncio.Task[None]) -> None:
+    def _forget_task(self, batch: WaitingBatch, task: asyncio.Task[None]) -> None:
         self._vouch_tasks.discard(task)
-        if self._origin_tail.get(origin) is task:
-            del self._origin_tail[origin]
+        if self._origin_tail.get(batch.origin) is task:
+            del self._origin_tail[batch.origin]
+        if self._batch_tasks.get((batch.digest, batch.origin)) is task:
+            del self._batch_tasks[batch.digest, batch.origin]
         if not task.cancelled() and task.exception() is not None:
             log.error("admitting a held gossip batch failed", exc_info=task.exception())
 

@@ -338,6 +338,55 @@ def test_a_compact_proposal_may_name_txs_waiting_for_vouchers() -> None:
     run(scenario)
 
 
+def test_judging_a_compact_proposal_waits_once_for_the_held_txs_it_names() -> None:
+    """Judging now would verify the held tx here; its vouchers are due within
+    milliseconds. The engine waits for its batch (`await_held`) and judges the proposal
+    when the runtime resumes it: the tx, admitted on its vouchers meanwhile, is not
+    verified again. It waits once per block: handled again, it is judged whatever is
+    still held then."""
+
+    def scenario() -> None:
+        engine, sent = make_engine()
+        name = proposer_name(engine)
+        admitted, waiting = pay(0), pay(1)
+        engine.mempool._insert(PendingTx(admitted, admitted.encode(), NOW))
+        engine.mempool.verified.add(admitted.wire_hash)
+        held = {waiting.hash: (waiting, waiting.encode())}
+        engine.waiting_tx = held.get
+        asked: list[tuple[list[bytes], Callable[[], None]]] = []
+        engine.await_held = lambda hashes, resume: asked.append((hashes, resume)) or True
+        block = build(engine, [admitted, waiting], name)
+        message = compact_message(propose(block, make_node_key(name)), block)
+        engine._handle(message)
+        assert [hashes for hashes, _ in asked] == [[waiting.hash]]  # only the held one
+        assert engine.candidates == {} and sent == []
+        assert engine.metrics.awaited_proposals == 1
+        # vouched for meanwhile: admitted without a check, then the proposal comes back
+        del held[waiting.hash]
+        engine.mempool._insert(PendingTx(waiting, waiting.encode(), NOW))
+        engine.mempool.verified.add(waiting.wire_hash)
+        checks = engine.mempool.verified.checks
+        asked[0][1]()
+        engine._handle(engine.queue.get_nowait())
+        assert engine.candidates[block.hash].valid
+        assert engine.mempool.verified.checks == checks  # nothing verified here
+        # a re-proposal of the block (or the same message again) does not wait again
+        engine._handle(message)
+        assert len(asked) == 1 and engine.metrics.awaited_proposals == 1
+        # nothing held: judged at once (the default hook declines too)
+        later, late = pay(2), pay(3)
+        held[late.hash] = (late, late.encode())
+        engine.await_held = lambda hashes, resume: False
+        next_name = proposer_name(engine, round_=1)
+        second = build(engine, [later, late], next_name)
+        engine.mempool._insert(PendingTx(later, later.encode(), NOW))
+        engine._handle(compact_message(propose(second, make_node_key(next_name), 1), second))
+        assert second.hash in engine.candidates and engine.metrics.awaited_proposals == 1
+        engine.stop()
+
+    run(scenario)
+
+
 def ask(engine: Engine, peer_height: int) -> None:
     """Make `engine` request blocks from PEER (only replies to a request count)."""
     engine.sync.on_claim(PEER, peer_height)

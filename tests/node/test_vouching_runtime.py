@@ -14,6 +14,8 @@ tests/attack/test_vouching.py):
 - a designated verifier attests the txs it believes, junk left unmarked, to the
   validators that hold the batch only;
 - stopping cancels every held batch;
+- a compact proposal naming held txs is resumed when their batch is admitted, or after
+  a short wait;
 - a compact proposal goes out behind the gossip queued before it, and a client's tx is
   queued for gossip before the loop yields (a proposal built then may name it).
 """
@@ -32,6 +34,7 @@ from consensus.validators import ValidatorSet
 from ledger.crypto import PrivateKey
 from ledger.tx import SignedTx, TxSignature
 from node import messages as msg
+from node import runtime
 from node.attest import compute_batch_digest, encode_bitmap
 from node.config import load_config
 from node.keyfile import read_key_file
@@ -245,6 +248,61 @@ def test_stopping_cancels_held_batches(home: tuple[Path, Net], tmp_path: Path) -
 
     run_node(home, tmp_path, scenario, wait_ms=60_000)
     assert held[0].cancelled()
+
+
+def test_a_proposal_naming_held_txs_is_judged_once_their_batch_is_admitted(
+    home: tuple[Path, Net], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Engine.await_held`: the node resumes a compact proposal that names held txs when
+    their batch is admitted on its vouchers, so the judge verifies none of them; it
+    declines when no batch holds them."""
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 2)
+    origin = key_of(net, "nbc")  # wing and aba verify nbc's batches
+    monkeypatch.setattr(runtime, "AWAIT_HELD_FRACTION", 1000)  # no time limit here
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        assert not node._await_held([txs[0].hash], lambda: None)
+        await node._on_tx_batch(origin, [tx.encode() for tx in txs])
+        admitted_when_resumed: list[bool] = []
+        resumed = asyncio.Event()
+
+        def resume() -> None:
+            admitted_when_resumed.append(txs[0].hash in node.mempool)
+            resumed.set()
+
+        assert node._await_held([txs[0].hash, bytes(32)], resume)
+        await asyncio.sleep(0.05)
+        assert not resumed.is_set()
+        digest = compute_batch_digest([tx.wire_hash for tx in txs])
+        for name in ("wing", "aba"):
+            node._on_attest(key_of(net, name), [digest, encode_bitmap([True, True])])
+        await asyncio.wait_for(resumed.wait(), 10)
+        assert admitted_when_resumed == [True] and checks(node) == 0
+
+    run_node(home, tmp_path, scenario, wait_ms=60_000)
+
+
+def test_a_proposal_waits_for_held_txs_a_short_time_only(
+    home: tuple[Path, Net], tmp_path: Path
+) -> None:
+    """No vouchers come: the proposal is resumed after a tenth of the propose timeout,
+    the batch still held (the judge then verifies its txs), long before its wait ends."""
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 2)
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        await node._on_tx_batch(key_of(net, "nbc"), [tx.encode() for tx in txs])
+        resumed = asyncio.Event()
+        assert node._await_held([txs[1].hash], resumed.set)
+        limit = node.config.consensus.timeout_propose_ms * runtime.AWAIT_HELD_FRACTION / 1000
+        await asyncio.wait_for(resumed.wait(), limit + 5)
+        assert node.attestations.lookup(txs[1].hash) is not None  # still held
+        assert txs[1].hash not in node.mempool
+
+    run_node(home, tmp_path, scenario, wait_ms=60_000)
 
 
 def test_a_compact_proposal_goes_out_behind_the_gossip_of_its_txs(
