@@ -17,6 +17,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Waits of a few milliseconds up to the cap (a tenth of the propose timeout).
+SHORT_WAIT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
 @dataclass(slots=True)
@@ -61,8 +63,10 @@ class Metrics:
     # Compact proposals this node could not assemble, so it asked for the full block:
     # "missing_txs" (it held not all of them), "tx_root" (it held other variants).
     fetched_proposals: dict[str, int] = field(default_factory=dict)
-    # Compact proposals judged only after the held txs they named were admitted.
+    # Compact proposals judged only after the held txs they named were admitted, and
+    # how long each waited.
     awaited_proposals: int = 0
+    awaited_wait: Histogram = field(default_factory=lambda: Histogram(SHORT_WAIT_BUCKETS_S))
 
     def refuse(self, code: str) -> None:
         self.refused_txs[code] = self.refused_txs.get(code, 0) + 1
@@ -207,6 +211,13 @@ def collect(snap: Snapshot) -> list[Metric]:
             "bakong_commit_latency_seconds",
             "Time from a tx's admission to its commit on this node.",
             m.commit_latency,
+        )
+    )
+    out.append(
+        _histogram(
+            "bakong_awaited_proposal_wait_seconds",
+            "How long a compact proposal naming held txs waited for their batches.",
+            m.awaited_wait,
         )
     )
     info = GaugeMetricFamily("bakong_node_info", "Node identity.", labels=["node"])

@@ -469,7 +469,9 @@ class Node:
         )
 
         async def wait_then_resume() -> None:
+            started = time.monotonic()
             await asyncio.wait(tasks, timeout=limit_ms / 1000)
+            self.metrics.awaited_wait.observe(time.monotonic() - started)
             resume()
 
         waiter = asyncio.create_task(wait_then_resume(), name="await-held")

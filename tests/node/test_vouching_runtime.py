@@ -280,6 +280,7 @@ def test_a_proposal_naming_held_txs_is_judged_once_their_batch_is_admitted(
             node._on_attest(key_of(net, name), [digest, encode_bitmap([True, True])])
         await asyncio.wait_for(resumed.wait(), 10)
         assert admitted_when_resumed == [True] and checks(node) == 0
+        assert node.metrics.awaited_wait.count == 1  # its wait, in the histogram
 
     run_node(home, tmp_path, scenario, wait_ms=60_000)
 
