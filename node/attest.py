@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -163,8 +163,7 @@ class Attestations:
         self.max_waiting_per_origin = max(1, max_waiting_txs // 4)
         self._waiting: dict[tuple[bytes, bytes], WaitingBatch] = {}
         self._by_digest: dict[bytes, list[WaitingBatch]] = {}
-        # Each waiting tx by id: the batch that holds it and its position there.
-        self._by_tx: dict[bytes, tuple[WaitingBatch, int]] = {}
+        self._by_tx: dict[bytes, tuple[SignedTx, bytes]] = {}
         self._early: dict[bytes, OrderedDict[bytes, bytes]] = {}
         self._per_origin: dict[bytes, int] = {}
         self.waiting_txs = 0
@@ -224,8 +223,8 @@ class Attestations:
         self._by_digest.setdefault(digest, []).append(batch)
         self.waiting_txs += size
         self._per_origin[origin] = self._per_origin.get(origin, 0) + size
-        for position, (tx, _) in enumerate(items):
-            self._by_tx[tx.hash] = (batch, position)
+        for tx, raw in items:
+            self._by_tx[tx.hash] = (tx, raw)
         return batch
 
     def vouch(
@@ -270,22 +269,12 @@ class Attestations:
             self._per_origin.pop(batch.origin, None)
         for tx, _ in batch.items:
             held = self._by_tx.get(tx.hash)
-            if held is not None and held[0] is batch:
+            if held is not None and held[0] is tx:
                 del self._by_tx[tx.hash]
         for other in same:  # another peer's copy of the batch still waits
-            for position, (tx, _) in enumerate(other.items):
-                self._by_tx.setdefault(tx.hash, (other, position))
+            for tx, raw in other.items:
+                self._by_tx.setdefault(tx.hash, (tx, raw))
 
     def lookup(self, tx_hash: bytes) -> tuple[SignedTx, bytes] | None:
         """A waiting tx by id (a proposal may name it before its batch is vouched)."""
-        held = self._by_tx.get(tx_hash)
-        return None if held is None else held[0].items[held[1]]
-
-    def holding(self, tx_hashes: Iterable[bytes]) -> list[WaitingBatch]:
-        """The waiting batches that hold any of `tx_hashes`, each once."""
-        found: dict[tuple[bytes, bytes], WaitingBatch] = {}
-        for tx_hash in tx_hashes:
-            held = self._by_tx.get(tx_hash)
-            if held is not None:
-                found.setdefault((held[0].origin, held[0].digest), held[0])
-        return list(found.values())
+        return self._by_tx.get(tx_hash)

@@ -105,8 +105,10 @@ class HeightState:
     # (peer, block) pairs it sent one to (once each).
     fetched: set[bytes] = field(default_factory=set)
     served: set[tuple[bytes, bytes]] = field(default_factory=set)
-    # Compact proposals whose judging waited for the held txs they name (once each).
-    awaited: set[bytes] = field(default_factory=set)
+    # Compact proposals whose judging waited for the held txs they name (once each), with
+    # the txs as found then: a tx refused here meanwhile (a full mempool, a nonce taken)
+    # is neither pending nor held when the proposal is handled again.
+    awaited: dict[bytes, list[tuple[SignedTx, bytes]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +204,8 @@ class Engine:
         # Sends the txs admitted here and not yet gossiped, before a proposal that may
         # name them: on each connection they then arrive ahead of the proposal.
         self.flush_gossip: Callable[[], None] = lambda: None
-        # `await_held(tx_hashes, resume)`: whether the runtime will call `resume` once the
-        # held batches of those txs are admitted (or a short wait ends); False when none.
+        # `await_held(tx_hashes, resume)`: whether the runtime will call `resume` once
+        # those held txs are admitted (or a short wait ends); False when none is held.
         self.await_held: Callable[[list[bytes], Callable[[], None]], bool] = (
             lambda tx_hashes, resume: False
         )
@@ -740,7 +742,12 @@ class Engine:
             return
         candidate = self.at.candidates.get(header.hash)
         if candidate is None:
-            found = [self._held(tx_hash) for tx_hash in hashes]
+            kept = self.at.awaited.get(header.hash)
+            found: list[tuple[SignedTx, bytes] | None]
+            if kept is None:
+                found = [self._held(tx_hash) for tx_hash in hashes]
+            else:  # handled again after waiting: what is gone since, as found before
+                found = [self._held(h) or kept[i] for i, h in enumerate(hashes)]
             held = [h for h in found if h is not None]
             if len(held) != len(found):
                 self._fetch_proposal(message.peer, header.hash, "missing_txs")
@@ -751,9 +758,7 @@ class Engine:
                 log.info("compact proposal: txs held here do not match the tx root; fetching")
                 self._fetch_proposal(message.peer, header.hash, "tx_root")
                 return
-            if not self.follows(proposal.height) and self._awaits_held(
-                header.hash, hashes, message
-            ):
+            if not self.follows(proposal.height) and self._awaits_held(header.hash, held, message):
                 return
             block = assemble_block(header, tuple(t for t, _ in held), tuple(r for _, r in held))
             last_commit = Commit.decode(raw_last) if raw_last else None
@@ -763,16 +768,18 @@ class Engine:
                 candidate = self._judge(block, None, last_commit)
         self._feed(cs.ProposalReceived(proposal, candidate.valid))
 
-    def _awaits_held(self, block_hash: bytes, hashes: list[bytes], message: PeerMessage) -> bool:
+    def _awaits_held(
+        self, block_hash: bytes, held: list[tuple[SignedTx, bytes]], message: PeerMessage
+    ) -> bool:
         """Whether judging the compact proposal waits: it names txs held for their
         validators' vouchers (node/attest.py), whose signatures judging now would verify
         here, while their vouchers are likely a few milliseconds away. It waits once, until
-        their batches are admitted or a short wait ends (`await_held`), and the message is
+        those txs are admitted or a short wait ends (`await_held`), and the message is
         then handled again; whatever is still held then is verified by the judge."""
         if block_hash in self.at.awaited:
             return False
-        waiting = [tx_hash for tx_hash in hashes if self.mempool.get_pending(tx_hash) is None]
-        self.at.awaited.add(block_hash)
+        self.at.awaited[block_hash] = held
+        waiting = [tx.hash for tx, _ in held if self.mempool.get_pending(tx.hash) is None]
         if waiting and self.await_held(waiting, lambda: self.submit(message)):
             self.metrics.awaited_proposals += 1
             return True

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 # Waits of a few milliseconds up to the cap (a tenth of the propose timeout).
-SHORT_WAIT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+SHORT_WAIT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25)
 
 
 @dataclass(slots=True)
@@ -63,8 +63,8 @@ class Metrics:
     # Compact proposals this node could not assemble, so it asked for the full block:
     # "missing_txs" (it held not all of them), "tx_root" (it held other variants).
     fetched_proposals: dict[str, int] = field(default_factory=dict)
-    # Compact proposals judged only after the held txs they named were admitted, and
-    # how long each waited.
+    # Compact proposals whose judging waited for the held txs they named, and how long
+    # each waited.
     awaited_proposals: int = 0
     awaited_wait: Histogram = field(default_factory=lambda: Histogram(SHORT_WAIT_BUCKETS_S))
 
@@ -188,7 +188,7 @@ def collect(snap: Snapshot) -> list[Metric]:
         ),
         _counter(
             "bakong_awaited_proposals_total",
-            "Compact proposals judged after waiting for the held gossip batches they name.",
+            "Compact proposals whose judging waited for the held gossip txs they name.",
             m.awaited_proposals,
         ),
     ]

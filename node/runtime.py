@@ -164,9 +164,10 @@ class Node:
         self._vouched: dict[tuple[bytes, bytes], asyncio.Event] = {}
         self._origin_tail: dict[bytes, asyncio.Task[None]] = {}
         self._vouch_tasks: set[asyncio.Task[None]] = set()
-        self._batch_tasks: dict[tuple[bytes, bytes], asyncio.Task[None]] = {}
-        # Compact proposals whose judging waits for the held batches they name.
+        # Compact proposals whose judging waits for the held txs they name, woken each
+        # time a held batch's wait ends.
         self._awaiting: set[asyncio.Task[None]] = set()
+        self._batch_done = asyncio.Event()
         self._stopping = False
         self.engine.waiting_tx = self.attestations.lookup
         self.engine.await_held = self._await_held
@@ -446,22 +447,20 @@ class Node:
             name="vouched-admission",
         )
         self._origin_tail[batch.origin] = task
-        self._batch_tasks[batch.digest, batch.origin] = task
         self._vouch_tasks.add(task)
-        task.add_done_callback(lambda done: self._forget_task(batch, done))
+        task.add_done_callback(lambda done: self._forget_task(batch.origin, done))
 
     def _await_held(self, tx_hashes: list[bytes], resume: Callable[[], None]) -> bool:
-        """`Engine.await_held`: call `resume` once the held batches that hold any of
-        `tx_hashes` are admitted, or after `AWAIT_HELD_FRACTION` of the propose timeout (at
-        most `vouch_wait_ms`), whichever comes first; False when no batch holds them. A
-        batch's vouchers come within milliseconds of the proposal naming it, mostly; the
-        judge would otherwise verify each of its txs here."""
-        tasks = {
-            task
-            for batch in self.attestations.holding(tx_hashes)
-            if (task := self._batch_tasks.get((batch.digest, batch.origin))) is not None
-        }
-        if not tasks or self._stopping:
+        """`Engine.await_held`: call `resume` once each of `tx_hashes` is pending in the
+        mempool or no longer held, or after `AWAIT_HELD_FRACTION` of the propose timeout
+        (at most `vouch_wait_ms`), whichever comes first; False when none is held. A held
+        batch's vouchers come within milliseconds of a proposal naming it, mostly; the
+        judge would otherwise verify each of its txs here.
+
+        The condition is the txs', not one batch's: another peer's copy of a batch, held
+        under another digest that no one will vouch for, must not keep the proposal
+        waiting once the origin's own batch is in."""
+        if self._stopping or all(self._settled(tx_hash) for tx_hash in tx_hashes):
             return False
         limit_ms = min(
             self.config.mempool.vouch_wait_ms,
@@ -470,7 +469,13 @@ class Node:
 
         async def wait_then_resume() -> None:
             started = time.monotonic()
-            await asyncio.wait(tasks, timeout=limit_ms / 1000)
+            deadline = started + limit_ms / 1000
+            while not all(self._settled(tx_hash) for tx_hash in tx_hashes):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_done.wait(), left)
             self.metrics.awaited_wait.observe(time.monotonic() - started)
             resume()
 
@@ -478,6 +483,10 @@ class Node:
         self._awaiting.add(waiter)
         waiter.add_done_callback(self._awaiting.discard)
         return True
+
+    def _settled(self, tx_hash: bytes) -> bool:
+        """A tx a proposal names is pending here, or held no longer (admitted or refused)."""
+        return tx_hash in self.mempool or self.attestations.lookup(tx_hash) is None
 
     def _is_behind(self) -> bool:
         """Peers claim heights more than 2 past this node's: the validator set it counts
@@ -490,12 +499,10 @@ class Node:
         if any(error is None for _, error in outcomes):
             self.engine.wake()
 
-    def _forget_task(self, batch: WaitingBatch, task: asyncio.Task[None]) -> None:
+    def _forget_task(self, origin: bytes, task: asyncio.Task[None]) -> None:
         self._vouch_tasks.discard(task)
-        if self._origin_tail.get(batch.origin) is task:
-            del self._origin_tail[batch.origin]
-        if self._batch_tasks.get((batch.digest, batch.origin)) is task:
-            del self._batch_tasks[batch.digest, batch.origin]
+        if self._origin_tail.get(origin) is task:
+            del self._origin_tail[origin]
         if not task.cancelled() and task.exception() is not None:
             log.error("admitting a held gossip batch failed", exc_info=task.exception())
 
@@ -545,6 +552,9 @@ class Node:
             # held until admitted: a proposal naming its txs finds them meanwhile
             self.attestations.release(batch)
             self._vouched.pop((batch.digest, batch.origin), None)
+            # wake the proposals waiting for held txs (`_await_held`), then re-arm
+            self._batch_done.set()
+            self._batch_done = asyncio.Event()
 
     def _on_attest(self, peer: bytes, payload: Any) -> None:
         """A validator says which signatures of a gossiped batch it believes

@@ -340,10 +340,9 @@ def test_a_compact_proposal_may_name_txs_waiting_for_vouchers() -> None:
 
 def test_judging_a_compact_proposal_waits_once_for_the_held_txs_it_names() -> None:
     """Judging now would verify the held tx here; its vouchers are due within
-    milliseconds. The engine waits for its batch (`await_held`) and judges the proposal
-    when the runtime resumes it: the tx, admitted on its vouchers meanwhile, is not
-    verified again. It waits once per block: handled again, it is judged whatever is
-    still held then."""
+    milliseconds. The engine asks the runtime to wait (`await_held`) and judges the
+    proposal when it is resumed: a tx admitted on its vouchers meanwhile is not verified
+    again."""
 
     def scenario() -> None:
         engine, sent = make_engine()
@@ -356,8 +355,7 @@ def test_judging_a_compact_proposal_waits_once_for_the_held_txs_it_names() -> No
         asked: list[tuple[list[bytes], Callable[[], None]]] = []
         engine.await_held = lambda hashes, resume: asked.append((hashes, resume)) or True
         block = build(engine, [admitted, waiting], name)
-        message = compact_message(propose(block, make_node_key(name)), block)
-        engine._handle(message)
+        engine._handle(compact_message(propose(block, make_node_key(name)), block))
         assert [hashes for hashes, _ in asked] == [[waiting.hash]]  # only the held one
         assert engine.candidates == {} and sent == []
         assert engine.metrics.awaited_proposals == 1
@@ -365,23 +363,59 @@ def test_judging_a_compact_proposal_waits_once_for_the_held_txs_it_names() -> No
         del held[waiting.hash]
         engine.mempool._insert(PendingTx(waiting, waiting.encode(), NOW))
         engine.mempool.verified.add(waiting.wire_hash)
-        checks = engine.mempool.verified.checks
         asked[0][1]()
         engine._handle(engine.queue.get_nowait())
         assert engine.candidates[block.hash].valid
-        assert engine.mempool.verified.checks == checks  # nothing verified here
-        # a re-proposal of the block (or the same message again) does not wait again
-        engine._handle(message)
-        assert len(asked) == 1 and engine.metrics.awaited_proposals == 1
-        # nothing held: judged at once (the default hook declines too)
-        later, late = pay(2), pay(3)
-        held[late.hash] = (late, late.encode())
-        engine.await_held = lambda hashes, resume: False
-        next_name = proposer_name(engine, round_=1)
-        second = build(engine, [later, late], next_name)
-        engine.mempool._insert(PendingTx(later, later.encode(), NOW))
-        engine._handle(compact_message(propose(second, make_node_key(next_name), 1), second))
-        assert second.hash in engine.candidates and engine.metrics.awaited_proposals == 1
+        assert engine.judge.checks == 0  # nothing verified by the judge
+        # nothing held: judged at once, the hook not asked
+        name = proposer_name(engine, round_=1)
+        second = build(engine, [admitted], name)
+        engine._handle(compact_message(propose(second, make_node_key(name), 1), second))
+        assert second.hash in engine.candidates and len(asked) == 1
+        engine.stop()
+
+    run(scenario)
+
+
+def test_a_proposal_resumed_with_its_txs_still_held_is_judged_and_not_held_again() -> None:
+    """It waits once per block: resumed while its tx is still held (no vouchers came),
+    it is judged and the tx verified here. A tx refused here meanwhile (neither pending
+    nor held any more) is taken as found before: no fetch of the full block."""
+
+    def scenario() -> None:
+        engine, sent = make_engine()
+        name = proposer_name(engine)
+        first, second = pay(0), pay(1)
+        held = {tx.hash: (tx, tx.encode()) for tx in (first, second)}
+        engine.waiting_tx = held.get
+        asked: list[Callable[[], None]] = []
+        engine.await_held = lambda hashes, resume: asked.append(resume) or True
+        block = build(engine, [first, second], name)
+        engine._handle(compact_message(propose(block, make_node_key(name)), block))
+        assert len(asked) == 1 and engine.candidates == {}
+        del held[second.hash]  # refused here meanwhile; `first` still held
+        asked[0]()
+        engine._handle(engine.queue.get_nowait())
+        assert len(asked) == 1  # not held back a second time
+        assert sent == [] and engine.metrics.fetched_proposals == {}
+        candidate = engine.candidates[block.hash]
+        assert candidate.valid and candidate.block.txs == (first, second)
+        assert engine.judge.checks == 2  # both verified by the judge
+        engine.stop()
+
+    run(scenario)
+
+
+def test_the_default_hook_judges_at_once() -> None:
+    def scenario() -> None:
+        engine, _ = make_engine()
+        name = proposer_name(engine)
+        waiting = pay(0)
+        engine.waiting_tx = {waiting.hash: (waiting, waiting.encode())}.get
+        block = build(engine, [waiting], name)
+        engine._handle(compact_message(propose(block, make_node_key(name)), block))
+        assert engine.candidates[block.hash].valid
+        assert engine.metrics.awaited_proposals == 0
         engine.stop()
 
     run(scenario)

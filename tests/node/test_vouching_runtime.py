@@ -23,6 +23,7 @@ tests/attack/test_vouching.py):
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -285,6 +286,46 @@ def test_a_proposal_naming_held_txs_is_judged_once_their_batch_is_admitted(
     run_node(home, tmp_path, scenario, wait_ms=60_000)
 
 
+def test_a_copy_of_a_batch_no_one_vouches_for_does_not_hold_a_proposal_back(
+    home: tuple[Path, Net], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another peer resends an origin's txs in another order (another digest), to this
+    node alone, where they are held too: no one will vouch for that copy. Once the
+    origin's own batch is admitted on its vouchers, the proposal naming the txs goes on;
+    it does not wait for the copy's wait to end."""
+    _, net = home
+    net.nonces.clear()
+    txs = gossip(net, 4)
+    origin, copier = key_of(net, "nbc"), key_of(net, "canadia")  # canadia: no validator
+    monkeypatch.setattr(runtime, "AWAIT_HELD_FRACTION", 1000)  # no time limit here
+
+    async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
+        await node._on_tx_batch(origin, [tx.encode() for tx in txs])
+        # an order whose designated verifiers leave this node out: the copy is held here
+        me = key_of(net, ME)
+        copy = next(
+            order
+            for order in itertools.permutations(txs)
+            if me
+            not in node.attestations.designated(
+                validators(node), copier, compute_batch_digest([tx.wire_hash for tx in order])
+            )
+        )
+        await node._on_tx_batch(copier, [tx.encode() for tx in copy])
+        copy_digest = compute_batch_digest([tx.wire_hash for tx in copy])
+        assert node.attestations.is_held(copier, copy_digest)
+        resumed = asyncio.Event()
+        assert node._await_held([tx.hash for tx in txs], resumed.set)
+        digest = compute_batch_digest([tx.wire_hash for tx in txs])
+        for name in ("wing", "aba"):
+            node._on_attest(key_of(net, name), [digest, encode_bitmap([True] * 4)])
+        await asyncio.wait_for(resumed.wait(), 10)  # the copy waits 60 s
+        assert all(tx.hash in node.mempool for tx in txs) and checks(node) == 0
+        assert node.attestations.is_held(copier, copy_digest)
+
+    run_node(home, tmp_path, scenario, wait_ms=60_000)
+
+
 def test_a_proposal_waits_for_held_txs_a_short_time_only(
     home: tuple[Path, Net], tmp_path: Path
 ) -> None:
@@ -302,6 +343,8 @@ def test_a_proposal_waits_for_held_txs_a_short_time_only(
         await asyncio.wait_for(resumed.wait(), limit + 5)
         assert node.attestations.lookup(txs[1].hash) is not None  # still held
         assert txs[1].hash not in node.mempool
+        # it waited the tenth (40 ms here), not the propose timeout (400 ms)
+        assert limit <= node.metrics.awaited_wait.total < 5 * limit
 
     run_node(home, tmp_path, scenario, wait_ms=60_000)
 
