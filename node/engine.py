@@ -108,7 +108,7 @@ class HeightState:
     # Compact proposals whose judging waited for the held txs they name (once each), with
     # the txs as found then: a tx refused here meanwhile (a full mempool, a nonce taken)
     # is neither pending nor held when the proposal is handled again.
-    awaited: dict[bytes, list[tuple[SignedTx, bytes]]] = field(default_factory=dict)
+    awaited: dict[bytes, dict[bytes, tuple[SignedTx, bytes]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -747,7 +747,7 @@ class Engine:
             if kept is None:
                 found = [self._held(tx_hash) for tx_hash in hashes]
             else:  # handled again after waiting: what is gone since, as found before
-                found = [self._held(h) or kept[i] for i, h in enumerate(hashes)]
+                found = [self._held(h) or kept.get(h) for h in hashes]
             held = [h for h in found if h is not None]
             if len(held) != len(found):
                 self._fetch_proposal(message.peer, header.hash, "missing_txs")
@@ -778,7 +778,7 @@ class Engine:
         then handled again; whatever is still held then is verified by the judge."""
         if block_hash in self.at.awaited:
             return False
-        self.at.awaited[block_hash] = held
+        self.at.awaited[block_hash] = {tx.hash: (tx, raw) for tx, raw in held}
         waiting = [tx.hash for tx, _ in held if self.mempool.get_pending(tx.hash) is None]
         if waiting and self.await_held(waiting, lambda: self.submit(message)):
             self.metrics.awaited_proposals += 1

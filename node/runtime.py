@@ -247,6 +247,7 @@ class Node:
             self.metrics.refuse(exc.code)
             raise
         self._admitted(tx_hash, raw)
+        self._notify_held_waiters()
         return tx_hash
 
     async def submit_many(self, raws: list[bytes]) -> list[dict[str, Any]]:
@@ -313,6 +314,7 @@ class Node:
                     if error is None:
                         self._admitted(tx_hash, raw)
             outcomes.extend(admitted)
+            self._notify_held_waiters()
             await asyncio.sleep(0)
         return outcomes
 
@@ -484,6 +486,14 @@ class Node:
         waiter.add_done_callback(self._awaiting.discard)
         return True
 
+    def _notify_held_waiters(self) -> None:
+        """Wake the proposals waiting for held txs (`_await_held`) to look again: a held
+        batch's wait ended, or txs were admitted another way (a client's, a batch this
+        node verifies itself) while a peer's copy of them is still held."""
+        if self._awaiting:
+            self._batch_done.set()
+            self._batch_done = asyncio.Event()
+
     def _settled(self, tx_hash: bytes) -> bool:
         """A tx a proposal names is pending here, or held no longer (admitted or refused)."""
         return tx_hash in self.mempool or self.attestations.lookup(tx_hash) is None
@@ -552,9 +562,7 @@ class Node:
             # held until admitted: a proposal naming its txs finds them meanwhile
             self.attestations.release(batch)
             self._vouched.pop((batch.digest, batch.origin), None)
-            # wake the proposals waiting for held txs (`_await_held`), then re-arm
-            self._batch_done.set()
-            self._batch_done = asyncio.Event()
+            self._notify_held_waiters()
 
     def _on_attest(self, peer: bytes, payload: Any) -> None:
         """A validator says which signatures of a gossiped batch it believes
