@@ -16,6 +16,7 @@ from cli.client import NodeClient
 from cli.keystore import Keystore
 from cli.session import TxOptions, TxSession
 from tests.cli.conftest import Net
+from tests.node.netutil import wait_for
 
 STATUS_KEYS = {"hash", "status", "height"}
 BALANCE_KEYS = {"account", "balances", "nonce", "frozen"}
@@ -285,7 +286,15 @@ def test_real_process_prints_one_error_line(net: Net) -> None:
 
 def test_observer_reports_a_failed_tx_rejected(net: Net) -> None:
     alice, bob = net.new_customer("aba"), net.new_customer("wing")
-    args = [*transfer_args(alice, bob, "USD", "1.00"), "--json", "--timeout", "3"]
+    # the accounts are committed on the node the CLI asked; the observer may be a block
+    # behind (it would refuse the transfer as from an unknown account)
+    observer = net.url("canadia")
+    wait_for(
+        lambda: net.run("balance", alice, "--node", observer).exit_code == 0,
+        30,
+        "the observer to know the new account",
+    )
+    args = [*transfer_args(alice, bob, "USD", "1.00"), "--json", "--timeout", "20"]
     result = net.run(*args, "--node", net.url("canadia"))
     tx_hash = json.loads(result.stdout)["hash"]
     # every validator has rejected it by now
