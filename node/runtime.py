@@ -164,8 +164,8 @@ class Node:
         self._vouched: dict[tuple[bytes, bytes], asyncio.Event] = {}
         self._origin_tail: dict[bytes, asyncio.Task[None]] = {}
         self._vouch_tasks: set[asyncio.Task[None]] = set()
-        # Compact proposals whose judging waits for the held txs they name, woken each
-        # time a held batch's wait ends.
+        # Compact proposals whose judging waits for the held txs they name, woken to look
+        # again each time txs are admitted or a held batch's wait ends.
         self._awaiting: set[asyncio.Task[None]] = set()
         self._batch_done = asyncio.Event()
         self._stopping = False

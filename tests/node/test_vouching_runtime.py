@@ -286,6 +286,24 @@ def test_a_proposal_naming_held_txs_is_judged_once_their_batch_is_admitted(
     run_node(home, tmp_path, scenario, wait_ms=60_000)
 
 
+async def hold_a_reordered_copy(node: Node, net: Net, copier: bytes, txs: list[SignedTx]) -> bytes:
+    """`copier` gossips `txs` in an order whose designated verifiers leave this node out,
+    so the copy is held here (and no one will vouch for it); its digest."""
+    me = key_of(net, ME)
+    copy = next(
+        order
+        for order in itertools.permutations(txs)
+        if me
+        not in node.attestations.designated(
+            validators(node), copier, compute_batch_digest([tx.wire_hash for tx in order])
+        )
+    )
+    await node._on_tx_batch(copier, [tx.encode() for tx in copy])
+    digest = compute_batch_digest([tx.wire_hash for tx in copy])
+    assert node.attestations.is_held(copier, digest)
+    return digest
+
+
 def test_a_copy_of_a_batch_no_one_vouches_for_does_not_hold_a_proposal_back(
     home: tuple[Path, Net], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,19 +319,7 @@ def test_a_copy_of_a_batch_no_one_vouches_for_does_not_hold_a_proposal_back(
 
     async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
         await node._on_tx_batch(origin, [tx.encode() for tx in txs])
-        # an order whose designated verifiers leave this node out: the copy is held here
-        me = key_of(net, ME)
-        copy = next(
-            order
-            for order in itertools.permutations(txs)
-            if me
-            not in node.attestations.designated(
-                validators(node), copier, compute_batch_digest([tx.wire_hash for tx in order])
-            )
-        )
-        await node._on_tx_batch(copier, [tx.encode() for tx in copy])
-        copy_digest = compute_batch_digest([tx.wire_hash for tx in copy])
-        assert node.attestations.is_held(copier, copy_digest)
+        copy_digest = await hold_a_reordered_copy(node, net, copier, txs)
         resumed = asyncio.Event()
         assert node._await_held([tx.hash for tx in txs], resumed.set)
         digest = compute_batch_digest([tx.wire_hash for tx in txs])
@@ -339,16 +345,7 @@ def test_a_held_copy_does_not_hold_a_proposal_back_once_its_txs_come_another_way
     monkeypatch.setattr(runtime, "AWAIT_HELD_FRACTION", 1000)  # no time limit here
 
     async def scenario(node: Node, sent: list[tuple[bytes, int, Any]]) -> None:
-        me = key_of(net, ME)
-        copy = next(
-            order
-            for order in itertools.permutations(txs)
-            if me
-            not in node.attestations.designated(
-                validators(node), copier, compute_batch_digest([tx.wire_hash for tx in order])
-            )
-        )
-        await node._on_tx_batch(copier, [tx.encode() for tx in copy])
+        await hold_a_reordered_copy(node, net, copier, txs)
         resumed = asyncio.Event()
         assert node._await_held([tx.hash for tx in txs], resumed.set)
         await node._on_tx_batch(origin, [tx.encode() for tx in txs])  # verified here
